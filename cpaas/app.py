@@ -1,0 +1,95 @@
+"""The Flask application factory: thin HTTP layer over the feature services."""
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from cpaas import auth, config, db, logs
+from cpaas.envelope import ApiError, failure
+from cpaas.platform import Platform
+from cpaas.redis_conn import get_redis
+from cpaas.storage import open_storage
+
+log = logging.getLogger(__name__)
+
+_HTTP_MESSAGES = {
+    404: "no such endpoint",
+    405: "method not allowed for this endpoint",
+    413: "request body too large",
+}
+
+
+def create_app(settings: config.Settings | None = None) -> Flask:
+    """Build the API app. The database schema must already exist (``cpaas init``)."""
+    settings = settings or config.load()
+    logs.setup()
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    # Multipart uploads may be large; JSON bodies get their own, smaller cap below.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * 1024 * 1024 + 64 * 1024
+    database = db.init(settings.effective_database_url)
+    redis_client = get_redis(settings.effective_redis_url)
+    app.extensions["cpaas"] = Platform(
+        settings=settings, redis=redis_client,
+        storage=open_storage(settings.effective_storage_url, settings.s3_endpoint_url))
+    limiter = auth.FailureLimiter(redis_client, settings.auth_fail_limit, settings.auth_fail_window)
+
+    @app.before_request
+    def _begin() -> None:
+        g.started = time.perf_counter()
+        rid = request.headers.get("X-Request-Id", "")
+        g.http_request_id = rid if rid.isalnum() and len(rid) <= 64 else secrets.token_hex(8)
+        logs.request_id_var.set(g.http_request_id)
+        logs.account_id_var.set("")
+        if (request.content_length or 0) > settings.max_body_bytes and not request.path.endswith("/upload_file"):
+            raise ApiError(413, f"request body too large (limit {settings.max_body_bytes} bytes)")
+        auth.authenticate(limiter)
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _end(exc: BaseException | None) -> None:
+        if not database.is_closed():
+            database.close()
+
+    @app.after_request
+    def _stamp(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("http_request_id", "")
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError) -> Response:
+        return failure(err.status, err.message, err.errors)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> Response:
+        status = err.code or 500
+        return failure(status, _HTTP_MESSAGES.get(status, err.name.lower()))
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        log.exception("unhandled error", extra={"path": request.path})
+        return failure(500, "internal error; the request id is in the X-Request-Id header")
+
+    _register_blueprints(app, settings)
+    return app
+
+
+def _register_blueprints(app: Flask, settings: config.Settings) -> None:
+    from cpaas.admin import register_dashboard
+    from cpaas.callbacks.http import bp as callbacks_bp
+    from cpaas.campaigns.http import bp as campaigns_bp, root_bp as campaigns_root_bp
+    from cpaas.cdr.http import bp as cdr_bp
+    from cpaas.docs import bp as docs_bp
+    from cpaas.files.http import bp as files_bp
+    from cpaas.health import bp as health_bp
+
+    for bp in (campaigns_bp, callbacks_bp, cdr_bp, files_bp):
+        app.register_blueprint(bp, url_prefix="/api")
+    app.register_blueprint(campaigns_root_bp)
+    app.register_blueprint(docs_bp)
+    app.register_blueprint(health_bp)
+    register_dashboard(app, settings)

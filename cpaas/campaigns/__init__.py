@@ -1,0 +1,1 @@
+"""Campaign manager: contact lists, DND lists, CSV imports and campaigns."""

@@ -1,0 +1,89 @@
+"""HTTP endpoints of the campaign manager."""
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from cpaas.campaigns import csv_import, schemas, service
+from cpaas.envelope import ok
+from cpaas.http import caller, json_body, route
+from cpaas.platform import platform
+
+bp = Blueprint("campaigns", __name__)
+#: The spec also shows ``/stop_campaign`` outside ``/api``.
+root_bp = Blueprint("campaigns_root", __name__)
+
+
+@route(bp, "/create_campaign_list", "POST", "Create a contact list", body=schemas.CreateListSchema)
+def create_campaign_list() -> Response:
+    data = json_body(schemas.CreateListSchema())
+    return ok(list_id=service.create_list(caller().id, data["list_name"]))
+
+
+@route(bp, "/add_contact_to_list", "POST", "Add contacts to a list", body=schemas.AddContactsSchema)
+def add_contact_to_list() -> Response:
+    data = json_body(schemas.AddContactsSchema())
+    count = service.add_contacts(caller().id, data["list_id"], data["contacts"])
+    return ok(message=f"({count}) contacts imported successfully")
+
+
+def _import_response(result: csv_import.ImportResult, what: str) -> Response:
+    return ok(message=f"({result.imported}) {what} imported successfully",
+              skipped=result.skipped, errors=result.errors)
+
+
+@route(bp, "/import_broadcast_contacts_csv", "POST", "Import contacts from an uploaded CSV",
+       body=schemas.ImportCsvSchema)
+def import_broadcast_contacts_csv() -> Response:
+    data = json_body(schemas.ImportCsvSchema())
+    account = caller()
+    result = csv_import.import_contacts(platform().storage, account.id, account.name,
+                                        data["list_id"], data["csv_name"])
+    return _import_response(result, "contacts")
+
+
+@route(bp, "/create_campaign_dnd_list", "POST", "Create a DND list", body=schemas.CreateDndListSchema)
+def create_campaign_dnd_list() -> Response:
+    data = json_body(schemas.CreateDndListSchema())
+    return ok(dnd_list_id=service.create_dnd_list(caller().id, data["dnd_list_name"]))
+
+
+@route(bp, "/add_dnd_contact_to_list", "POST", "Add numbers to a DND list",
+       body=schemas.AddDndContactsSchema)
+def add_dnd_contact_to_list() -> Response:
+    data = json_body(schemas.AddDndContactsSchema())
+    count = service.add_dnd_contacts(caller().id, data["dnd_list_id"], data["dnd_contacts"])
+    return ok(message=f"({count}) DND contacts imported successfully")
+
+
+@route(bp, "/import_dnd_contacts_csv", "POST", "Import DND numbers from an uploaded CSV",
+       body=schemas.ImportDndCsvSchema)
+def import_dnd_contacts_csv() -> Response:
+    data = json_body(schemas.ImportDndCsvSchema())
+    account = caller()
+    result = csv_import.import_dnd(platform().storage, account.id, account.name,
+                                   data["dnd_list_id"], data["dnd_csv_name"])
+    return _import_response(result, "DND contacts")
+
+
+@route(bp, "/create_campaign", "POST", "Create a campaign", body=schemas.CreateCampaignSchema)
+def create_campaign() -> Response:
+    data = json_body(schemas.CreateCampaignSchema())
+    account = caller()
+    return ok(campaign_id=service.create_campaign(account.id, account.name, platform().storage, data))
+
+
+@route(bp, "/get_campaign_details", "GET", "List the account's campaigns")
+def get_campaign_details() -> Response:
+    result = service.campaign_details(caller().id)
+    return ok(message="campaign found" if result else "no campaign found", result=result)
+
+
+def _stop() -> Response:
+    data = json_body(schemas.CampaignIdSchema())
+    service.stop_campaign(caller().id, data["campaign_id"])
+    return ok(message="campaign stopped successfully")
+
+
+route(bp, "/stop_campaign", "POST", "Stop a campaign", body=schemas.CampaignIdSchema)(_stop)
+route(root_bp, "/stop_campaign", "POST", "Stop a campaign (path outside /api, as in the spec)",
+      body=schemas.CampaignIdSchema, prefix="")(_stop)

@@ -1,0 +1,177 @@
+"""Request bodies of the campaign manager endpoints."""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, post_load, validates_schema
+
+from cpaas.validation import (ENGINE_TYPES, PITCHES, RATES, VOLUMES, Choice, IntChoice, IntLike,
+                              LocalDateTime, Phone, PrefixedId, RetryStatuses, StrictSchema, Text,
+                              TimeZone, to_utc)
+
+#: Contact fields are a free string map; bound their number and size.
+MAX_CONTACT_FIELDS = 50
+MAX_CONTACTS_PER_REQUEST = 10000
+
+
+class ContactFields(fields.Dict):
+    """``contact_fields``: a map of short names to short strings (numbers become strings)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise ValidationError("must be an object of field names to strings")
+        if len(value) > MAX_CONTACT_FIELDS:
+            raise ValidationError(f"at most {MAX_CONTACT_FIELDS} fields")
+        return clean_contact_fields(value)
+
+
+def clean_contact_fields(value: dict[Any, Any]) -> dict[str, str]:
+    """Validate one contact's free fields (shared with the CSV importer)."""
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not (0 < len(key) <= 64) or not key.isprintable():
+            raise ValidationError(f"field name {str(key)[:64]!r} must be 1-64 printable characters")
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)) or item is None:
+            raise ValidationError(f"field {key!r} must be a string")
+        text = str(item)
+        if len(text) > 500 or not text.isprintable():
+            raise ValidationError(f"field {key!r} must be at most 500 printable characters")
+        out[key] = text
+    return out
+
+
+class CreateListSchema(StrictSchema):
+    list_name = Text(required=True, max_length=100, strip=True)
+
+
+class ContactSchema(StrictSchema):
+    contact_name = Text(load_default="", max_length=100)
+    contact_number = Phone(required=True)
+    contact_fields = ContactFields(load_default=dict)
+
+
+class AddContactsSchema(StrictSchema):
+    list_id = PrefixedId("LS", required=True)
+    contacts = fields.List(fields.Nested(ContactSchema), required=True,
+                           validate=lambda v: 0 < len(v) <= MAX_CONTACTS_PER_REQUEST,
+                           error_messages={"validator_failed":
+                                           f"must hold 1 to {MAX_CONTACTS_PER_REQUEST} contacts"})
+
+
+class ImportCsvSchema(StrictSchema):
+    list_id = PrefixedId("LS", required=True)
+    csv_name = Text(required=True, max_length=200, strip=True)
+
+
+class CreateDndListSchema(StrictSchema):
+    dnd_list_name = Text(required=True, max_length=100, strip=True)
+
+
+class DndContactSchema(StrictSchema):
+    dnd_contact_name = Text(load_default="", max_length=100)
+    dnd_contact_number = Phone(required=True)
+
+
+class AddDndContactsSchema(StrictSchema):
+    dnd_list_id = PrefixedId("DN", required=True)
+    dnd_contacts = fields.List(fields.Nested(DndContactSchema), required=True,
+                               validate=lambda v: 0 < len(v) <= MAX_CONTACTS_PER_REQUEST,
+                               error_messages={"validator_failed":
+                                               f"must hold 1 to {MAX_CONTACTS_PER_REQUEST} contacts"})
+
+
+class ImportDndCsvSchema(StrictSchema):
+    dnd_list_id = PrefixedId("DN", required=True)
+    dnd_csv_name = Text(required=True, max_length=200, strip=True)
+
+
+class OptionalDndListId(PrefixedId):
+    """``dnd_list_id`` may be empty or absent: a campaign without a DND list."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class VoiceName(Text):
+    """A Polly voice name from the known table (400 lists them otherwise)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        from cpaas.telephony import voices
+
+        name = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            voices.lookup(name)
+        except voices.UnknownVoice as err:
+            raise ValidationError(str(err)) from None
+        return name
+
+
+class VoiceParamsMixin(StrictSchema):
+    """The TTS parameters shared by OTP calls and campaigns, with the spec's defaults."""
+
+    voice = VoiceName(load_default="Joanna", max_length=32)
+    volume = Choice(VOLUMES, load_default="medium")
+    rate = Choice(RATES, load_default="medium")
+    pitch = Choice(PITCHES, load_default="medium")
+    language_code = Text(load_default="en-US", max_length=10)
+    tts_engine_type = Choice(ENGINE_TYPES, load_default="standard")
+
+    @validates_schema
+    def _language(self, data: dict[str, Any], **kwargs: Any) -> None:
+        from cpaas.telephony import voices
+
+        code = data.get("language_code", "en-US")
+        if code not in voices.LANGUAGES:
+            raise ValidationError(f"must be one of: {', '.join(sorted(voices.LANGUAGES))}",
+                                  "language_code")
+
+
+class CreateCampaignSchema(VoiceParamsMixin):
+    list_id = PrefixedId("LS", required=True)
+    dnd_list_id = OptionalDndListId("DN", load_default=None)
+    campaign_name = Text(required=True, max_length=100, strip=True)
+    campaign_type = IntChoice(("0", "1"), required=True)
+    campaign_caller_id = Phone(required=True)
+    dynamic_announcement = IntChoice(("0", "1"), load_default=1)
+    recorded_filename = Text(load_default="", max_length=200, strip=True)
+    announcement_text = Text(load_default="", max_length=2000, multiline=True)
+    campaign_start_date = LocalDateTime(iso=True, required=True)
+    campaign_end_date = LocalDateTime(iso=True, required=True)
+    time_zone = TimeZone(load_default="UTC")
+    repeat = IntLike(minimum=1, maximum=10)
+    repeat_count = IntLike(minimum=1, maximum=10)
+    max_retries = IntLike(minimum=0, maximum=10)
+    retry_attempts = IntLike(minimum=0, maximum=10)
+    retry_time = IntLike(minimum=1, maximum=86400, load_default=60)
+    retry_on_statuses = RetryStatuses(load_default=lambda: ["NOANSWER", "BUSY"])
+    calls_per_minute = IntLike(minimum=1, maximum=6000, load_default=10)
+
+    @validates_schema
+    def _consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
+        for a, b in (("repeat", "repeat_count"), ("max_retries", "retry_attempts")):
+            if a in data and b in data and data[a] != data[b]:
+                raise ValidationError(f"{a} and {b} are the same setting; they disagree", b)
+        if data.get("dynamic_announcement", 1) == 1 and not data.get("announcement_text", "").strip():
+            raise ValidationError("required when dynamic_announcement is 1", "announcement_text")
+        if data.get("dynamic_announcement") == 0 and not data.get("recorded_filename"):
+            raise ValidationError("required when dynamic_announcement is 0", "recorded_filename")
+        start, end = data.get("campaign_start_date"), data.get("campaign_end_date")
+        zone = data.get("time_zone", "UTC")
+        if start and end and to_utc(end, zone) <= to_utc(start, zone):
+            raise ValidationError("must be after campaign_start_date", "campaign_end_date")
+
+    @post_load
+    def _merge(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data["repeat"] = data.pop("repeat_count", None) or data.get("repeat") or 1
+        retries = data.pop("retry_attempts", None)
+        data["max_retries"] = data.get("max_retries", retries if retries is not None else 0)
+        zone = data["time_zone"]
+        data["start_at"] = to_utc(data.pop("campaign_start_date"), zone)
+        data["end_at"] = to_utc(data.pop("campaign_end_date"), zone)
+        return data
+
+
+class CampaignIdSchema(StrictSchema):
+    campaign_id = PrefixedId("CM", required=True)

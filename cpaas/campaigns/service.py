@@ -1,0 +1,182 @@
+"""Campaign manager services: lists, contacts, DND lists and campaigns (no Flask here)."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import peewee
+
+from cpaas import ids
+from cpaas.db import database
+from cpaas.envelope import ApiError, Conflict, NotFound
+from cpaas.models import Campaign, Contact, ContactList, DndContact, DndList
+from cpaas.storage import InvalidName, Storage, account_key
+from cpaas.validation import http_date, utcnow
+
+STATUS_SCHEDULED, STATUS_RUNNING, STATUS_STOPPED, STATUS_COMPLETED = 0, 1, 2, 3
+
+
+def create_list(account_id: str, name: str) -> str:
+    """Create a contact list; 409 when the account already has one of that name."""
+    try:
+        with database.atomic():
+            row = ContactList.create(id=ids.list_id(), account_id=account_id, name=name,
+                                     created_at=utcnow())
+    except peewee.IntegrityError:
+        raise Conflict("list_name", "a list with this list_name already exists") from None
+    return row.id
+
+
+def create_dnd_list(account_id: str, name: str) -> str:
+    """Create a DND list; 409 when the account already has one of that name."""
+    try:
+        with database.atomic():
+            row = DndList.create(id=ids.dnd_list_id(), account_id=account_id, name=name,
+                                 created_at=utcnow())
+    except peewee.IntegrityError:
+        raise Conflict("dnd_list_name", "a DND list with this dnd_list_name already exists") from None
+    return row.id
+
+
+def own_list(account_id: str, list_id: str, field: str = "list_id") -> None:
+    """404 unless ``list_id`` is one of the account's contact lists."""
+    if not ContactList.select().where((ContactList.id == list_id)
+                                      & (ContactList.account_id == account_id)).exists():
+        raise NotFound(field, "list")
+
+
+def own_dnd_list(account_id: str, dnd_list_id: str, field: str = "dnd_list_id") -> None:
+    """404 unless ``dnd_list_id`` is one of the account's DND lists."""
+    if not DndList.select().where((DndList.id == dnd_list_id)
+                                  & (DndList.account_id == account_id)).exists():
+        raise NotFound(field, "DND list")
+
+
+def upsert_contacts(list_id: str, contacts: Iterable[tuple[str, str, dict[str, str]]]) -> int:
+    """Store (number, name, fields) rows into a list; a number already there is updated.
+
+    Duplicates inside ``contacts`` are merged (the last one wins, fields combined).
+    Returns how many distinct contacts were stored. The caller provides the transaction.
+    """
+    merged: dict[str, tuple[str, dict[str, str]]] = {}
+    for number, name, fields in contacts:
+        if number in merged:
+            old_name, old_fields = merged[number]
+            merged[number] = (name or old_name, {**old_fields, **fields})
+        else:
+            merged[number] = (name, fields)
+    if not merged:
+        return 0
+    rows = [{"list_id": list_id, "number": number, "name": name,
+             "fields": json.dumps(fields, separators=(",", ":"))}
+            for number, (name, fields) in merged.items()]
+    (Contact.insert_many(rows)
+     .on_conflict(conflict_target=[Contact.list_id, Contact.number],
+                  update={Contact.name: peewee.EXCLUDED.name, Contact.fields: peewee.EXCLUDED.fields})
+     .execute())
+    return len(rows)
+
+
+def upsert_dnd_contacts(dnd_list_id: str, contacts: Iterable[tuple[str, str]]) -> int:
+    """Store (number, name) rows into a DND list; duplicates are merged."""
+    merged: dict[str, str] = {}
+    for number, name in contacts:
+        merged[number] = name or merged.get(number, "")
+    if not merged:
+        return 0
+    rows = [{"dnd_list_id": dnd_list_id, "number": n, "name": name} for n, name in merged.items()]
+    (DndContact.insert_many(rows)
+     .on_conflict(conflict_target=[DndContact.dnd_list_id, DndContact.number],
+                  update={DndContact.name: peewee.EXCLUDED.name})
+     .execute())
+    return len(rows)
+
+
+def add_contacts(account_id: str, list_id: str, contacts: list[dict[str, Any]]) -> int:
+    """Add validated contacts to one of the account's lists, atomically."""
+    with database.atomic():
+        own_list(account_id, list_id)
+        return upsert_contacts(list_id, ((c["contact_number"], c["contact_name"], c["contact_fields"])
+                                         for c in contacts))
+
+
+def add_dnd_contacts(account_id: str, dnd_list_id: str, contacts: list[dict[str, Any]]) -> int:
+    """Add validated numbers to one of the account's DND lists, atomically."""
+    with database.atomic():
+        own_dnd_list(account_id, dnd_list_id)
+        return upsert_dnd_contacts(dnd_list_id, ((c["dnd_contact_number"], c["dnd_contact_name"])
+                                                 for c in contacts))
+
+
+def create_campaign(account_id: str, account_name: str, storage: Storage, data: dict[str, Any]) -> str:
+    """Store a campaign (status scheduled) after checking the lists and file are the account's."""
+    own_list(account_id, data["list_id"])
+    if data.get("dnd_list_id"):
+        own_dnd_list(account_id, data["dnd_list_id"])
+    if data["dynamic_announcement"] == 0:
+        try:
+            key = account_key(account_name, data["recorded_filename"])
+        except InvalidName as err:
+            raise ApiError(400, "invalid recorded_filename", {"recorded_filename": [str(err)]}) from None
+        if not data["recorded_filename"].lower().endswith(".wav") or not storage.exists(key):
+            raise NotFound("recorded_filename", "uploaded WAV file")
+    try:
+        with database.atomic():
+            row = Campaign.create(
+                id=ids.campaign_id(), account_id=account_id, name=data["campaign_name"],
+                list_id=data["list_id"], dnd_list_id=data.get("dnd_list_id"),
+                campaign_type=data["campaign_type"], caller_id=data["campaign_caller_id"],
+                dynamic_announcement=data["dynamic_announcement"],
+                recorded_filename=data["recorded_filename"],
+                announcement_text=data["announcement_text"], start_at=data["start_at"],
+                end_at=data["end_at"], time_zone=data["time_zone"], repeat_count=data["repeat"],
+                max_retries=data["max_retries"], retry_time=data["retry_time"],
+                retry_on_statuses=",".join(data["retry_on_statuses"]),
+                calls_per_minute=data["calls_per_minute"], voice=data["voice"],
+                volume=data["volume"], rate=data["rate"], pitch=data["pitch"],
+                language_code=data["language_code"], tts_engine_type=data["tts_engine_type"],
+                status=STATUS_SCHEDULED, created_at=utcnow())
+    except peewee.IntegrityError:
+        raise Conflict("campaign_name", "a campaign with this campaign_name already exists") from None
+    return row.id
+
+
+def get_campaign(account_id: str, campaign_id: str) -> Campaign:
+    """One of the account's campaigns, or 404."""
+    row = Campaign.get_or_none((Campaign.id == campaign_id) & (Campaign.account_id == account_id))
+    if row is None:
+        raise NotFound("campaign_id", "campaign")
+    return row
+
+
+def campaign_details(account_id: str) -> list[dict[str, str]]:
+    """Every campaign of the account, in the spec's shape (dates in UTC, values as strings)."""
+    query = Campaign.select().where(Campaign.account_id == account_id).order_by(Campaign.created_at)
+    return [{
+        "calls_per_minute": str(c.calls_per_minute),
+        "campaign_caller_id": c.caller_id,
+        "campaign_end_date": http_date(c.end_at),
+        "campaign_id": c.id,
+        "campaign_name": c.name,
+        "campaign_start_date": http_date(c.start_at),
+        "campaign_status": str(c.status),
+        "campaign_type": str(c.campaign_type),
+        "dnd_list_id": c.dnd_list_id or "",
+        "list_id": c.list_id,
+        "max_retries": str(c.max_retries),
+        "repeat_announcement_count": str(c.repeat_count),
+        "retry_time": str(c.retry_time),
+        "time_zone": c.time_zone,
+    } for c in query]
+
+
+def stop_campaign(account_id: str, campaign_id: str) -> None:
+    """Stop a scheduled or running campaign (idempotent); 409 once it has completed."""
+    with database.atomic():
+        campaign = get_campaign(account_id, campaign_id)
+        if campaign.status == STATUS_COMPLETED:
+            raise ApiError(409, "campaign already completed",
+                           {"campaign_id": ["a completed campaign cannot be stopped"]})
+        (Campaign.update(status=STATUS_STOPPED)
+         .where((Campaign.id == campaign_id) & (Campaign.status.in_([STATUS_SCHEDULED, STATUS_RUNNING])))
+         .execute())

@@ -1,0 +1,1 @@
+"""Call detail records: the writer fed by engine events, queries and statistics."""

@@ -1,0 +1,86 @@
+"""The CDR writer: one row per finished call, counters updated in the same transaction.
+
+Engines never call this directly: the ``events`` process turns engine events into
+:class:`CdrRecord` and writes them here, whichever engine placed the call.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import peewee
+
+from cpaas.db import database
+from cpaas.models import Cdr, CdrStats
+from cpaas.telephony.events import call_status_for
+
+#: dial_status → counter column of cdr_stats.
+COUNTER_FOR = {
+    "ANSWER": "answer_calls",
+    "BUSY": "busy_calls",
+    "CANCEL": "cancel_calls",
+    "CHANUNAVAIL": "chanunavail_calls",
+    "CONGESTION": "congestion_calls",
+    "NOANSWER": "noanswer_calls",
+    "DND": "dnd_calls",
+}
+COUNTERS = ("answer_calls", "busy_calls", "cancel_calls", "chanunavail_calls",
+            "congestion_calls", "noanswer_calls", "dnd_calls", "total_calls")
+
+
+@dataclass
+class CdrRecord:
+    """Everything a CDR row holds; times are naive UTC."""
+
+    account_id: str
+    request_id: str
+    uniqueid: str
+    dial_status: str
+    call_date: datetime
+    destination_context: str
+    call_direction: str
+    caller_id: str
+    dialed_number: str
+    agent_number: str = ""
+    customer_number: str = ""
+    campaign_id: str | None = None
+    list_id: str = ""
+    answer_at: datetime | None = None
+    end_at: datetime | None = None
+    billsec: float | None = None
+    call_duration: float | None = None
+    dtmf_inputs: str = ""
+    recording_name: str = ""
+    is_dnd: int = 0
+
+
+def _bump(account_id: str, campaign_id: str, dial_status: str) -> None:
+    column = COUNTER_FOR.get(dial_status)
+    initial = {name: 0 for name in COUNTERS}
+    initial["total_calls"] = 1
+    update = {CdrStats.total_calls: CdrStats.total_calls + 1}
+    if column:
+        initial[column] = 1
+        field = getattr(CdrStats, column)
+        update[field] = field + 1
+    (CdrStats.insert(account_id=account_id, campaign_id=campaign_id, **initial)
+     .on_conflict(conflict_target=[CdrStats.account_id, CdrStats.campaign_id], update=update)
+     .execute())
+
+
+def write(record: CdrRecord) -> int | None:
+    """Insert the row and bump the counters; returns the row id, or None when a row
+    with the same ``uniqueid`` already exists (an event delivered twice)."""
+    fields = asdict(record)
+    fields["call_status"] = call_status_for(record.dial_status)
+    try:
+        with database.atomic():
+            row_id = Cdr.insert(**fields).execute()
+            _bump(record.account_id, "", record.dial_status)
+            if record.campaign_id:
+                _bump(record.account_id, record.campaign_id, record.dial_status)
+    except peewee.IntegrityError:
+        if record.uniqueid and Cdr.select().where(Cdr.uniqueid == record.uniqueid).exists():
+            return None
+        raise
+    return row_id

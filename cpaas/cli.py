@@ -1,0 +1,75 @@
+"""Operator command line: ``python -m cpaas`` (or the ``cpaas`` script).
+
+    cpaas init                      create the schema and seed the spec's accounts
+    cpaas accounts list|create NAME|rotate-auth NAME
+    cpaas templates list|approve ID|reject ID
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from cpaas import accounts, config, db, logs
+from cpaas.models import Account, AnnounceTemplate
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _out(payload: object) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="cpaas", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create the database schema and seed the default accounts")
+    acc = sub.add_parser("accounts").add_subparsers(dest="action", required=True)
+    acc.add_parser("list")
+    acc.add_parser("create").add_argument("name")
+    acc.add_parser("rotate-auth").add_argument("name")
+    tpl = sub.add_parser("templates").add_subparsers(dest="action", required=True)
+    tpl.add_parser("list")
+    tpl.add_parser("approve").add_argument("template_id")
+    tpl.add_parser("reject").add_argument("template_id")
+    args = parser.parse_args(argv)
+
+    logs.setup()
+    settings = config.load()
+    database = db.init(settings.effective_database_url)
+    db.create_schema(database)
+
+    if args.command == "init":
+        accounts.seed(settings.data_dir, settings.account_secrets, settings.admin_password)
+        return 0
+    if args.command == "accounts":
+        if args.action == "list":
+            _out([{"account": a.name, "account_id": a.id, "created_at": a.created_at}
+                  for a in Account.select().order_by(Account.created_at)])
+        elif not NAME_RE.match(args.name):
+            parser.error("account names are 1-64 letters, digits, _ . -")
+        elif args.action == "create":
+            if Account.select().where(Account.name == args.name).exists():
+                parser.error(f"account {args.name} already exists")
+            account, secret = accounts.create(args.name)
+            _out({"account": account.name, "account_id": account.id, "auth": secret})
+        else:
+            try:
+                secret = accounts.set_secret(args.name)
+            except KeyError:
+                parser.error(f"no account {args.name}")
+            _out({"account": args.name, "auth": secret})
+        return 0
+    if args.action == "list":
+        _out([{"announce_template_id": t.id, "account_id": t.account_id,
+               "template_text": t.template_text, "status": t.status}
+              for t in AnnounceTemplate.select().order_by(AnnounceTemplate.created_at)])
+        return 0
+    status = "approved" if args.action == "approve" else "rejected"
+    if not AnnounceTemplate.update(status=status).where(AnnounceTemplate.id == args.template_id).execute():
+        parser.error(f"no template {args.template_id}")
+    _out({"announce_template_id": args.template_id, "status": status})
+    return 0

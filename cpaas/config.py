@@ -1,0 +1,104 @@
+"""Configuration, read once from the environment.
+
+Every knob the platform has is here, with its default, so README and the code agree.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@dataclass
+class Settings:
+    """Process-wide settings. Build with :func:`load`; tests build their own."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""          # empty → SQLite file in data_dir
+    redis_url: str = ""             # empty → private redis-server socket in data_dir
+    storage_url: str = ""           # empty → local folder data_dir/bucket
+    s3_endpoint_url: str | None = None
+    port: int = 8080
+    max_body_bytes: int = 1 * 1024 * 1024
+    max_upload_mb: int = 200
+    auth_fail_limit: int = 20
+    auth_fail_window: int = 60
+    account_secrets: dict[str, str] = field(default_factory=dict)
+    admin_password: str | None = None
+    # telephony
+    freeswitch_esl: str | None = None
+    sip_trunk: str = "sip:{number}@127.0.0.1:5070"
+    sip_user: str | None = None
+    sip_password: str | None = None
+    agent_uri: str = "sip:{ext}@127.0.0.1:5070"
+    ring_timeout: int = 30
+    engine_workers: int = 4
+    sip_port: int = 5062          # first local SIP port of the embedded engine pool
+    sandbox_hold: int = 30
+    tts: str = "espeak"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """Where the embedded default keeps its database."""
+        return self.data_dir / "cpaas.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        """``DATABASE_URL`` or the SQLite file under the data dir."""
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def redis_socket(self) -> Path:
+        """Unix socket of the private redis-server started when REDIS_URL is unset."""
+        return self.data_dir / "redis" / "redis.sock"
+
+    @property
+    def effective_redis_url(self) -> str:
+        """``REDIS_URL`` or the private redis-server's socket."""
+        return self.redis_url or f"unix://{self.redis_socket.resolve()}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        """``CPAAS_STORAGE_URL`` or the local bucket folder."""
+        return self.storage_url or str((self.data_dir / "bucket").resolve())
+
+
+def load() -> Settings:
+    """Settings from the environment."""
+    env = os.environ
+    secrets = {}
+    for name, var in (("account_1", "CPAAS_ACCOUNT_1_AUTH"), ("account_2", "CPAAS_ACCOUNT_2_AUTH")):
+        if env.get(var):
+            secrets[name] = env[var]
+    return Settings(
+        data_dir=Path(env.get("CPAAS_DATA_DIR", "var")),
+        database_url=env.get("DATABASE_URL", ""),
+        redis_url=env.get("REDIS_URL", ""),
+        storage_url=env.get("CPAAS_STORAGE_URL", ""),
+        s3_endpoint_url=env.get("CPAAS_S3_ENDPOINT_URL") or None,
+        port=_int("PORT", 8080),
+        max_body_bytes=_int("CPAAS_MAX_BODY_BYTES", 1 * 1024 * 1024),
+        max_upload_mb=_int("CPAAS_MAX_UPLOAD_MB", 200),
+        auth_fail_limit=_int("CPAAS_AUTH_FAIL_LIMIT", 20),
+        auth_fail_window=_int("CPAAS_AUTH_FAIL_WINDOW", 60),
+        account_secrets=secrets,
+        admin_password=env.get("CPAAS_ADMIN_PASSWORD") or None,
+        freeswitch_esl=env.get("FREESWITCH_ESL") or None,
+        sip_trunk=env.get("CPAAS_SIP_TRUNK", "sip:{number}@127.0.0.1:5070"),
+        sip_user=env.get("CPAAS_SIP_USER") or None,
+        sip_password=env.get("CPAAS_SIP_PASSWORD") or None,
+        agent_uri=env.get("CPAAS_AGENT_URI", "sip:{ext}@127.0.0.1:5070"),
+        ring_timeout=_int("CPAAS_RING_TIMEOUT", 30),
+        engine_workers=_int("CPAAS_ENGINE_WORKERS", 4),
+        sip_port=_int("CPAAS_SIP_PORT", 5062),
+        sandbox_hold=_int("CPAAS_SANDBOX_HOLD", 30),
+        tts=env.get("CPAAS_TTS", "espeak"),
+    )

@@ -1,0 +1,1 @@
+"""The account's files in object storage (CSV contact lists, WAV announcements)."""

@@ -1,0 +1,1 @@
+"""Telephony: call plans, the engine interface, TTS, audio and object storage helpers."""

@@ -1,0 +1,149 @@
+"""Call plans: the small verb lists every call-placing API call compiles to.
+
+A plan is engine-neutral (like TwiML or a Vonage NCCO). Services build plans; engines
+execute them. Plans travel through Redis as JSON, so every verb is a plain dataclass
+whose fields are JSON scalars. Free text never appears in a plan: ``Say`` is rendered
+to an audio file before the plan reaches an engine, and only that file's path travels.
+
+Execution semantics shared by every engine:
+
+* verbs run in order; ``Dial`` blocks until its leg answers or fails;
+* when a ``Dial`` fails, the plan stops: every other leg is hung up and the plan ends;
+* with ``end_on_hangup`` (the default) a hangup of any answered leg ends the plan,
+  hanging up the others (click2call: "either side hanging up ends both");
+* after the last verb the plan stays up while any leg is live (bridged legs talk
+  until someone hangs up) unless the last verb is ``Hangup``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+#: A leg's role inside its plan. Roles double as names the other verbs refer to.
+Role = Literal["agent", "customer", "contact", "transfer_target"]
+#: The kinds of call the platform places (also the live-call statistics buckets).
+Kind = Literal["c2c", "otp", "campaign", "callback"]
+
+NUMBER_RE = re.compile(r"^[0-9]{8,15}$")
+EXTENSION_RE = re.compile(r"^[0-9]{2,6}$")
+#: Every string a plan carries into an engine command must match this (GUIDE §6).
+SAFE_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.@+:/-]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Dial:
+    """Place one leg and wait until it answers or fails.
+
+    ``target`` is ``number`` (a PSTN number through the trunk) or ``agent`` (an
+    extension through the agent URI template).
+    """
+
+    leg: Role
+    number: str
+    caller_id: str
+    ring_timeout: int = 30
+    target: Literal["number", "agent"] = "number"
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """Connect two answered legs' audio both ways."""
+
+    leg_a: Role
+    leg_b: Role
+
+
+@dataclass(frozen=True)
+class Play:
+    """Play a rendered audio file (8 kHz mono 16-bit WAV, a local path) ``times`` times."""
+
+    leg: Role
+    audio: str
+    times: int = 1
+
+
+@dataclass(frozen=True)
+class Gather:
+    """Collect up to ``max_digits`` DTMF digits, giving up after ``timeout`` seconds."""
+
+    leg: Role
+    max_digits: int = 1
+    timeout: int = 5
+
+
+@dataclass(frozen=True)
+class Record:
+    """Record the call into object storage under ``key``.
+
+    ``left``/``right`` name the legs whose received audio goes to each channel;
+    ``None`` for one of them gives a mono file of the other side.
+    """
+
+    key: str
+    left: Role | None = None
+    right: Role | None = None
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """Hang up one leg, or every leg of the plan when ``leg`` is None."""
+
+    leg: Role | None = None
+
+
+Verb = Union[Dial, Bridge, Play, Gather, Record, Hangup]
+VERBS: dict[str, type] = {cls.__name__: cls for cls in (Dial, Bridge, Play, Gather, Record, Hangup)}
+
+
+@dataclass
+class Plan:
+    """One call request compiled for an engine."""
+
+    plan_id: str  # the request_id (or a campaign attempt id); also the CDR key
+    account_id: str
+    kind: Kind
+    verbs: list[Verb]
+    end_on_hangup: bool = True
+    #: legs the plan may hold at once, including a later transfer target; the
+    #: embedded engine reserves this many call slots in one worker process.
+    max_legs: int = 1
+    #: audio files that belong to this call only (an OTP) and are deleted when it ends.
+    ephemeral_files: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Refuse a plan carrying anything an engine must not put on the wire."""
+        for token in (self.plan_id, self.account_id):
+            if not SAFE_TOKEN_RE.match(token):
+                raise ValueError(f"unsafe plan token {token!r}")
+        for verb in self.verbs:
+            if isinstance(verb, Dial):
+                pattern = EXTENSION_RE if verb.target == "agent" else NUMBER_RE
+                if not pattern.match(verb.number) or not NUMBER_RE.match(verb.caller_id):
+                    raise ValueError("dial targets and caller ids must be validated digits")
+            elif isinstance(verb, (Play, Record)):
+                value = verb.audio if isinstance(verb, Play) else verb.key
+                if not SAFE_TOKEN_RE.match(value) or ".." in value:
+                    raise ValueError(f"unsafe path {value!r}")
+
+    def to_json(self) -> str:
+        """Serialise for Redis."""
+        return json.dumps({
+            **{k: v for k, v in dataclasses.asdict(self).items() if k != "verbs"},
+            "verbs": [{"verb": type(v).__name__, **dataclasses.asdict(v)} for v in self.verbs],
+        })
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "Plan":
+        """Inverse of :meth:`to_json`."""
+        data: dict[str, Any] = json.loads(raw)
+        verbs = []
+        for item in data.pop("verbs"):
+            verbs.append(VERBS[item.pop("verb")](**item))
+        return cls(verbs=verbs, **data)
+
+    def legs(self) -> list[str]:
+        """Roles dialed by this plan, in order."""
+        return [v.leg for v in self.verbs if isinstance(v, Dial)]

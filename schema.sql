@@ -1,0 +1,214 @@
+-- cpaas schema: the single source of truth for both databases.
+-- Statements are separated by ";" at the end of a line. Sections marked
+-- "-- @dialect sqlite" / "-- @dialect postgresql" apply to that database only; the
+-- rest is portable SQL run on both. Timestamps are UTC, stored without a zone.
+-- The peewee models in cpaas/models.py mirror this file (tests/data/test_schema.py checks).
+
+CREATE TABLE IF NOT EXISTS account (
+    id          VARCHAR(12)  PRIMARY KEY,            -- AC + 10 letters/digits
+    name        VARCHAR(64)  NOT NULL UNIQUE,        -- sent in the "account" header
+    auth_salt   VARCHAR(32)  NOT NULL,
+    auth_hash   VARCHAR(64)  NOT NULL,               -- HMAC-SHA256(salt, secret), hex
+    created_at  TIMESTAMP    NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS announce_template (
+    id            VARCHAR(12)   PRIMARY KEY,         -- AN + 10 hex
+    account_id    VARCHAR(12)   NOT NULL REFERENCES account (id),
+    template_text VARCHAR(1000) NOT NULL,
+    status        VARCHAR(10)   NOT NULL,            -- pending | approved | rejected
+    created_at    TIMESTAMP     NOT NULL
+);
+CREATE INDEX IF NOT EXISTS announce_template_account ON announce_template (account_id);
+
+CREATE TABLE IF NOT EXISTS contact_list (
+    id          VARCHAR(12)  PRIMARY KEY,            -- LS + 10 hex
+    account_id  VARCHAR(12)  NOT NULL REFERENCES account (id),
+    name        VARCHAR(100) NOT NULL,
+    created_at  TIMESTAMP    NOT NULL,
+    UNIQUE (account_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS dnd_list (
+    id          VARCHAR(12)  PRIMARY KEY,            -- DN + 10 hex
+    account_id  VARCHAR(12)  NOT NULL REFERENCES account (id),
+    name        VARCHAR(100) NOT NULL,
+    created_at  TIMESTAMP    NOT NULL,
+    UNIQUE (account_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS campaign (
+    id                   VARCHAR(12)   PRIMARY KEY,  -- CM + 10 hex
+    account_id           VARCHAR(12)   NOT NULL REFERENCES account (id),
+    name                 VARCHAR(100)  NOT NULL,
+    list_id              VARCHAR(12)   NOT NULL REFERENCES contact_list (id),
+    dnd_list_id          VARCHAR(12)   REFERENCES dnd_list (id),
+    campaign_type        SMALLINT      NOT NULL,     -- 0 announcement, 1 IVR
+    caller_id            VARCHAR(16)   NOT NULL,
+    dynamic_announcement SMALLINT      NOT NULL,     -- 1 text to speech, 0 recorded file
+    recorded_filename    VARCHAR(200)  NOT NULL,
+    announcement_text    VARCHAR(2000) NOT NULL,
+    start_at             TIMESTAMP     NOT NULL,     -- UTC
+    end_at               TIMESTAMP     NOT NULL,     -- UTC
+    time_zone            VARCHAR(64)   NOT NULL,
+    repeat_count         INTEGER       NOT NULL,
+    max_retries          INTEGER       NOT NULL,
+    retry_time           INTEGER       NOT NULL,     -- seconds
+    retry_on_statuses    VARCHAR(100)  NOT NULL,     -- comma-separated dial statuses
+    calls_per_minute     INTEGER       NOT NULL,
+    voice                VARCHAR(32)   NOT NULL,
+    volume               VARCHAR(10)   NOT NULL,
+    rate                 VARCHAR(10)   NOT NULL,
+    pitch                VARCHAR(10)   NOT NULL,
+    language_code        VARCHAR(10)   NOT NULL,
+    tts_engine_type      VARCHAR(10)   NOT NULL,
+    status               SMALLINT      NOT NULL,     -- 0 scheduled, 1 running, 2 stopped, 3 completed
+    created_at           TIMESTAMP     NOT NULL,
+    UNIQUE (account_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS callback (
+    id                 VARCHAR(10)  PRIMARY KEY,     -- the request_id, 10 hex
+    account_id         VARCHAR(12)  NOT NULL REFERENCES account (id),
+    agent_number       VARCHAR(16)  NOT NULL,
+    caller_id          VARCHAR(16)  NOT NULL,
+    destination_number VARCHAR(16)  NOT NULL,
+    recording_option   VARCHAR(10)  NOT NULL,
+    time_zone          VARCHAR(64)  NOT NULL,
+    scheduled_at       TIMESTAMP    NOT NULL,        -- UTC
+    status             VARCHAR(10)  NOT NULL,        -- scheduled | fired | late
+    fired_at           TIMESTAMP,
+    created_at         TIMESTAMP    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS callback_due ON callback (status, scheduled_at);
+CREATE INDEX IF NOT EXISTS callback_account ON callback (account_id);
+
+-- One row per call-placing request (click2call, OTP, a fired callback, a campaign
+-- attempt): what the engine's events are attributed to when the CDR is written.
+CREATE TABLE IF NOT EXISTS call_request (
+    id                  VARCHAR(12)  PRIMARY KEY,    -- request_id
+    account_id          VARCHAR(12)  NOT NULL REFERENCES account (id),
+    kind                VARCHAR(10)  NOT NULL,       -- c2c | otp | campaign | callback
+    agent_number        VARCHAR(16)  NOT NULL,
+    customer_number     VARCHAR(16)  NOT NULL,
+    caller_id           VARCHAR(16)  NOT NULL,
+    recording_option    VARCHAR(10)  NOT NULL,
+    transcript          VARCHAR(3)   NOT NULL,
+    destination_context VARCHAR(40)  NOT NULL,
+    call_direction      VARCHAR(20)  NOT NULL,
+    campaign_id         VARCHAR(12),
+    list_id             VARCHAR(12),
+    status              VARCHAR(10)  NOT NULL,       -- queued | live | done
+    created_at          TIMESTAMP    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS call_request_account ON call_request (account_id);
+
+-- Per-account (campaign_id '') and per-campaign counters, updated in the CDR
+-- writer's transaction, so statistics never scan the CDR table.
+CREATE TABLE IF NOT EXISTS cdr_stats (
+    account_id        VARCHAR(12) NOT NULL REFERENCES account (id),
+    campaign_id       VARCHAR(12) NOT NULL,
+    answer_calls      BIGINT      NOT NULL,
+    busy_calls        BIGINT      NOT NULL,
+    cancel_calls      BIGINT      NOT NULL,
+    chanunavail_calls BIGINT      NOT NULL,
+    congestion_calls  BIGINT      NOT NULL,
+    noanswer_calls    BIGINT      NOT NULL,
+    dnd_calls         BIGINT      NOT NULL,
+    total_calls       BIGINT      NOT NULL,
+    PRIMARY KEY (account_id, campaign_id)
+);
+
+-- @dialect sqlite
+CREATE TABLE IF NOT EXISTS contact (
+    id          INTEGER      PRIMARY KEY AUTOINCREMENT,
+    list_id     VARCHAR(12)  NOT NULL REFERENCES contact_list (id),
+    number      VARCHAR(16)  NOT NULL,               -- digits only
+    name        VARCHAR(100) NOT NULL,
+    fields      TEXT         NOT NULL,               -- JSON object of strings
+    UNIQUE (list_id, number)
+);
+
+CREATE TABLE IF NOT EXISTS dnd_contact (
+    id          INTEGER      PRIMARY KEY AUTOINCREMENT,
+    dnd_list_id VARCHAR(12)  NOT NULL REFERENCES dnd_list (id),
+    number      VARCHAR(16)  NOT NULL,
+    name        VARCHAR(100) NOT NULL,
+    UNIQUE (dnd_list_id, number)
+);
+
+CREATE TABLE IF NOT EXISTS cdr (
+    id                  INTEGER      PRIMARY KEY AUTOINCREMENT,
+    account_id          VARCHAR(12)  NOT NULL REFERENCES account (id),
+    request_id          VARCHAR(12)  NOT NULL,
+    campaign_id         VARCHAR(12),
+    list_id             VARCHAR(12)  NOT NULL,
+    uniqueid            VARCHAR(40)  NOT NULL,
+    agent_number        VARCHAR(16)  NOT NULL,
+    customer_number     VARCHAR(16)  NOT NULL,
+    dialed_number       VARCHAR(16)  NOT NULL,
+    caller_id           VARCHAR(16)  NOT NULL,
+    call_date           TIMESTAMP    NOT NULL,       -- UTC, when the call ended
+    answer_at           TIMESTAMP,
+    end_at              TIMESTAMP,
+    billsec             REAL,
+    call_duration       REAL,
+    call_status         VARCHAR(16),
+    dial_status         VARCHAR(16)  NOT NULL,
+    destination_context VARCHAR(40)  NOT NULL,
+    call_direction      VARCHAR(20)  NOT NULL,
+    dtmf_inputs         VARCHAR(64)  NOT NULL,
+    recording_name      VARCHAR(300) NOT NULL,
+    is_dnd              SMALLINT     NOT NULL
+);
+
+-- @dialect postgresql
+CREATE TABLE IF NOT EXISTS contact (
+    id          BIGSERIAL    PRIMARY KEY,
+    list_id     VARCHAR(12)  NOT NULL REFERENCES contact_list (id),
+    number      VARCHAR(16)  NOT NULL,
+    name        VARCHAR(100) NOT NULL,
+    fields      TEXT         NOT NULL,
+    UNIQUE (list_id, number)
+);
+
+CREATE TABLE IF NOT EXISTS dnd_contact (
+    id          BIGSERIAL    PRIMARY KEY,
+    dnd_list_id VARCHAR(12)  NOT NULL REFERENCES dnd_list (id),
+    number      VARCHAR(16)  NOT NULL,
+    name        VARCHAR(100) NOT NULL,
+    UNIQUE (dnd_list_id, number)
+);
+
+CREATE TABLE IF NOT EXISTS cdr (
+    id                  BIGSERIAL    PRIMARY KEY,
+    account_id          VARCHAR(12)  NOT NULL REFERENCES account (id),
+    request_id          VARCHAR(12)  NOT NULL,
+    campaign_id         VARCHAR(12),
+    list_id             VARCHAR(12)  NOT NULL,
+    uniqueid            VARCHAR(40)  NOT NULL,
+    agent_number        VARCHAR(16)  NOT NULL,
+    customer_number     VARCHAR(16)  NOT NULL,
+    dialed_number       VARCHAR(16)  NOT NULL,
+    caller_id           VARCHAR(16)  NOT NULL,
+    call_date           TIMESTAMP    NOT NULL,
+    answer_at           TIMESTAMP,
+    end_at              TIMESTAMP,
+    billsec             REAL,
+    call_duration       REAL,
+    call_status         VARCHAR(16),
+    dial_status         VARCHAR(16)  NOT NULL,
+    destination_context VARCHAR(40)  NOT NULL,
+    call_direction      VARCHAR(20)  NOT NULL,
+    dtmf_inputs         VARCHAR(64)  NOT NULL,
+    recording_name      VARCHAR(300) NOT NULL,
+    is_dnd              SMALLINT     NOT NULL
+);
+
+-- @dialect common
+CREATE INDEX IF NOT EXISTS contact_list_id ON contact (list_id, id);
+CREATE INDEX IF NOT EXISTS cdr_account_date ON cdr (account_id, call_date, id);
+CREATE INDEX IF NOT EXISTS cdr_account_request ON cdr (account_id, request_id);
+CREATE INDEX IF NOT EXISTS cdr_account_campaign ON cdr (account_id, campaign_id);
+-- A plan ends once; its CDR is written once even if an event is delivered twice.
+CREATE UNIQUE INDEX IF NOT EXISTS cdr_uniqueid ON cdr (uniqueid) WHERE uniqueid <> '';

@@ -1,0 +1,99 @@
+"""Real servers for the test run: a private redis-server and a PostgreSQL cluster.
+
+Each starts on a free loopback port in a temporary folder and is stopped at the end of
+the session. ``TEST_REDIS_URL`` / ``TEST_DATABASE_URL`` name external ones instead.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """Yield the URL of a private redis-server."""
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="cpaas-redis-")
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _pg_bin() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        raise RuntimeError("PostgreSQL binaries not found (apt-get install postgresql)")
+    return os.path.dirname(found[-1])
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yield the URL of a throw-away PostgreSQL database.
+
+    initdb refuses to run as root, so as root the cluster belongs to the ``postgres``
+    system user that Debian's package creates.
+    """
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    bindir = _pg_bin()
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="cpaas-pg-")
+    datadir = os.path.join(workdir, "data")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    subprocess.run(as_user + [f"{bindir}/initdb", "-D", datadir, "-U", "postgres",
+                              "--auth=trust", "-E", "UTF8", "--no-sync"],
+                   check=True, stdout=subprocess.DEVNULL, env=env)
+    opts = (f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+    subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", datadir, "-o", opts, "-l",
+                              os.path.join(workdir, "log"), "-w", "start"],
+                   check=True, stdout=subprocess.DEVNULL, env=env)
+    try:
+        subprocess.run(as_user + [f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port),
+                                  "-U", "postgres", "cpaas_test"], check=True, env=env)
+        yield f"postgresql://postgres@127.0.0.1:{port}/cpaas_test"
+    finally:
+        subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", datadir, "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        shutil.rmtree(workdir, ignore_errors=True)
