@@ -80,6 +80,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
 
 def _register_blueprints(app: Flask, settings: config.Settings) -> None:
     from cpaas.admin import register_dashboard
+    from cpaas.calls.http import bp as calls_bp
     from cpaas.callbacks.http import bp as callbacks_bp
     from cpaas.campaigns.http import bp as campaigns_bp, root_bp as campaigns_root_bp
     from cpaas.cdr.http import bp as cdr_bp
@@ -87,7 +88,7 @@ def _register_blueprints(app: Flask, settings: config.Settings) -> None:
     from cpaas.files.http import bp as files_bp
     from cpaas.health import bp as health_bp
 
-    for bp in (campaigns_bp, callbacks_bp, cdr_bp, files_bp):
+    for bp in (calls_bp, campaigns_bp, callbacks_bp, cdr_bp, files_bp):
         app.register_blueprint(bp, url_prefix="/api")
     app.register_blueprint(campaigns_root_bp)
     app.register_blueprint(docs_bp)

@@ -56,6 +56,11 @@ class Settings:
         return self.database_url or f"sqlite:///{self.sqlite_path}"
 
     @property
+    def media_dir(self) -> Path:
+        """Rendered prompts and per-call audio the engine plays (local to the engine)."""
+        return (self.data_dir / "media").resolve()
+
+    @property
     def redis_socket(self) -> Path:
         """Unix socket of the private redis-server started when REDIS_URL is unset."""
         return self.data_dir / "redis" / "redis.sock"

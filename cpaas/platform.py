@@ -1,7 +1,7 @@
 """The long-lived objects one web process shares: settings, Redis, storage, the job queue."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from flask import current_app
@@ -9,6 +9,7 @@ from rq import Queue
 
 from cpaas.config import Settings
 from cpaas.storage import Storage
+from cpaas.telephony.engine import Engine
 
 #: RQ queue names: calls are placed from their own queue so bulk work never delays them.
 CALLS_QUEUE = "calls"
@@ -21,6 +22,16 @@ class Platform:
     settings: Settings
     redis: redis.Redis
     storage: Storage
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        """The configured engine, built on first use."""
+        if self._engine is None:
+            from cpaas.telephony.engines import get_engine
+
+            self._engine = get_engine(self.settings, self.redis)
+        return self._engine
 
     @property
     def calls_queue(self) -> Queue:

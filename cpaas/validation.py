@@ -18,10 +18,8 @@ EXTENSION_RE = re.compile(r"^[0-9]{2,6}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_NOT_NEWLINE_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
-VOLUMES = ("silent", "x-soft", "soft", "medium", "loud", "x-loud")
-RATES = ("x-slow", "slow", "medium", "fast", "x-fast")
-PITCHES = ("x-low", "low", "medium", "high", "x-high")
-ENGINE_TYPES = ("standard", "neural")
+# The spec's TTS enumerations live with the TTS code; re-exported for the schemas.
+from cpaas.telephony.tts import ENGINE_TYPES, PITCHES, RATES, VOLUMES  # noqa: E402,F401
 DIAL_STATUSES = ("ANSWER", "BUSY", "NOANSWER", "CANCEL", "CONGESTION", "CHANUNAVAIL")
 
 

@@ -119,13 +119,21 @@ class VoiceParamsMixin(StrictSchema):
     tts_engine_type = Choice(ENGINE_TYPES, load_default="standard")
 
     @validates_schema
-    def _language(self, data: dict[str, Any], **kwargs: Any) -> None:
-        from cpaas.telephony import voices
+    def _speakable(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """The combination must be one the TTS engines accept (a voice must speak the
+        language and exist on the chosen engine type, as on Polly)."""
+        from cpaas.telephony import tts, voices
 
         code = data.get("language_code", "en-US")
-        if code not in voices.LANGUAGES:
-            raise ValidationError(f"must be one of: {', '.join(sorted(voices.LANGUAGES))}",
+        if code not in voices.LANGUAGE_CODES:
+            raise ValidationError(f"must be one of: {', '.join(sorted(voices.LANGUAGE_CODES))}",
                                   "language_code")
+        if "voice" not in data:
+            return
+        try:
+            tts.Prosody.from_request(data)
+        except ValueError as err:
+            raise ValidationError(str(err), "tts_engine_type") from None
 
 
 class CreateCampaignSchema(VoiceParamsMixin):

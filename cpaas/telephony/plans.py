@@ -66,6 +66,24 @@ class Play:
 
 
 @dataclass(frozen=True)
+class Say:
+    """Speak text with TTS. Never reaches an engine: the call job renders it to an
+    audio file first and replaces it with :class:`Play` (see ``Plan.rendered``)."""
+
+    leg: Role
+    text: str
+    voice: str = "Joanna"
+    volume: str = "medium"
+    rate: str = "medium"
+    pitch: str = "medium"
+    language_code: str = "en-US"
+    engine_type: str = "standard"
+    times: int = 1
+    #: secret text (an OTP) is rendered per call, never cached, deleted after the call
+    secret: bool = False
+
+
+@dataclass(frozen=True)
 class Gather:
     """Collect up to ``max_digits`` DTMF digits, giving up after ``timeout`` seconds."""
 
@@ -94,8 +112,8 @@ class Hangup:
     leg: Role | None = None
 
 
-Verb = Union[Dial, Bridge, Play, Gather, Record, Hangup]
-VERBS: dict[str, type] = {cls.__name__: cls for cls in (Dial, Bridge, Play, Gather, Record, Hangup)}
+Verb = Union[Dial, Bridge, Play, Say, Gather, Record, Hangup]
+VERBS: dict[str, type] = {cls.__name__: cls for cls in (Dial, Bridge, Play, Say, Gather, Record, Hangup)}
 
 
 @dataclass
@@ -119,6 +137,8 @@ class Plan:
             if not SAFE_TOKEN_RE.match(token):
                 raise ValueError(f"unsafe plan token {token!r}")
         for verb in self.verbs:
+            if isinstance(verb, Say):
+                raise ValueError("Say must be rendered to audio before the plan reaches an engine")
             if isinstance(verb, Dial):
                 pattern = EXTENSION_RE if verb.target == "agent" else NUMBER_RE
                 if not pattern.match(verb.number) or not NUMBER_RE.match(verb.caller_id):

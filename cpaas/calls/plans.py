@@ -1,0 +1,43 @@
+"""Compile call requests into engine-neutral call plans."""
+from __future__ import annotations
+
+from cpaas.telephony.plans import Bridge, Dial, Hangup, Plan, Record, Say
+from cpaas.telephony.tts import Prosody, speak_digits
+
+#: recording_option → (left channel, right channel): agent left, customer right.
+RECORDING_SIDES = {
+    "both": ("agent", "customer"),
+    "agent": ("agent", None),
+    "customer": (None, "customer"),
+}
+
+
+def click2call(request_id: str, account_id: str, agent: str, customer: str, caller_id: str,
+               recording_option: str, record_key: str | None, ring_timeout: int,
+               kind: str = "c2c") -> Plan:
+    """Dial the agent; when they answer dial the customer; bridge (and record).
+
+    If the agent does not answer, the plan stops at the first Dial and the customer is
+    never dialed. Three legs are reserved so a transfer can add its target.
+    """
+    verbs: list = [
+        Dial("agent", agent, caller_id, ring_timeout),
+        Dial("customer", customer, caller_id, ring_timeout),
+    ]
+    if recording_option in RECORDING_SIDES and record_key:
+        left, right = RECORDING_SIDES[recording_option]
+        verbs.append(Record(record_key, left=left, right=right))
+    verbs.append(Bridge("agent", "customer"))
+    return Plan(request_id, account_id, kind, verbs, max_legs=3)  # type: ignore[arg-type]
+
+
+def otp(request_id: str, account_id: str, customer: str, caller_id: str, template_text: str,
+        code: str, prosody: Prosody, repeat: int, ring_timeout: int) -> Plan:
+    """Dial the customer, speak the template with the code digit by digit ``repeat``
+    times, hang up. The spoken text is secret: rendered per call, never cached."""
+    text = template_text.replace("{otp}", speak_digits(code))
+    say = Say("customer", text, voice=prosody.voice, volume=prosody.volume, rate=prosody.rate,
+              pitch=prosody.pitch, language_code=prosody.language_code,
+              engine_type=prosody.engine_type, times=repeat, secret=True)
+    return Plan(request_id, account_id, "otp",
+                [Dial("customer", customer, caller_id, ring_timeout), say, Hangup()], max_legs=1)

@@ -1,0 +1,156 @@
+"""Call services: place click2call and OTP calls, templates, live calls (no Flask here)."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import IO, Any
+
+from cpaas import ids
+from cpaas.accounts import AuthRecord
+from cpaas.calls import plans
+from cpaas.db import database
+from cpaas.envelope import ApiError, NotFound
+from cpaas.models import AnnounceTemplate, CallRequest, Cdr
+from cpaas.platform import Platform
+from cpaas.storage import NotFound as ObjectMissing, account_prefix
+from cpaas.telephony import live
+from cpaas.telephony.engine import EngineError, LegAction, LegNotFound
+from cpaas.telephony.plans import Plan
+from cpaas.telephony.tts import Prosody
+from cpaas.validation import EXTENSION_RE, utcnow
+
+log = logging.getLogger(__name__)
+
+#: RQ job that hands a plan to the engine (runs in the ``worker`` process).
+PLACE_CALL_JOB = "workers.jobs.place_call"
+MODIFY_MESSAGES = {
+    0: "blind transferred successfully",
+    1: "attended transfer started successfully",
+    2: "call hangup successfully",
+    3: "call recording started successfully",
+}
+
+
+def recording_key(account_name: str, request_id: str, suffix: str = "") -> str:
+    """Where a call's recording is stored (inside the account's prefix)."""
+    return f"{account_prefix(account_name)}recordings/{request_id}{suffix}.wav"
+
+
+def _record_request(account_id: str, request_id: str, kind: str, **fields: Any) -> None:
+    CallRequest.create(id=request_id, account_id=account_id, kind=kind, status="queued",
+                       created_at=utcnow(), campaign_id=None, list_id=None, **fields)
+
+
+def enqueue(platform: Platform, plan: Plan) -> None:
+    """Queue the job that hands ``plan`` to the engine.
+
+    The job's arguments may hold an OTP, so neither its result nor a failure is kept.
+    """
+    platform.calls_queue.enqueue(PLACE_CALL_JOB, plan.to_json(), result_ttl=0, failure_ttl=0,
+                                 job_timeout=120)
+
+
+def click2call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -> str:
+    """Store the request, compile the plan, queue it; returns the request_id."""
+    request_id = ids.request_id()
+    option = data["recording_option"]
+    _record_request(account.id, request_id, "c2c", agent_number=data["agent_number"],
+                    customer_number=data["destination_number"], caller_id=data["caller_id"],
+                    recording_option=option, transcript=data["transcript"],
+                    destination_context="click2call", call_direction="outbound-api")
+    plan = plans.click2call(request_id, account.id, data["agent_number"],
+                            data["destination_number"], data["caller_id"], option,
+                            recording_key(account.name, request_id) if option != "off" else None,
+                            platform.settings.ring_timeout)
+    enqueue(platform, plan)
+    return request_id
+
+
+def outbound_call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -> str:
+    """Place an OTP call with one of the account's approved templates."""
+    template = AnnounceTemplate.get_or_none((AnnounceTemplate.id == data["announce_template_id"])
+                                            & (AnnounceTemplate.account_id == account.id))
+    if template is None:
+        raise NotFound("announce_template_id", "announce template")
+    if template.status != "approved":
+        raise ApiError(400, "announce template is not approved",
+                       {"announce_template_id": [f"template is {template.status}"]})
+    prosody = Prosody.from_request(data)
+    request_id = ids.request_id()
+    _record_request(account.id, request_id, "otp", agent_number="",
+                    customer_number=data["customer_number"], caller_id=data["caller_id"],
+                    recording_option="off", transcript="off", destination_context="otp",
+                    call_direction="outbound-api")
+    enqueue(platform, plans.otp(request_id, account.id, data["customer_number"], data["caller_id"],
+                                template.template_text, data["otp"], prosody, data["repeat"],
+                                platform.settings.ring_timeout))
+    return request_id
+
+
+def create_template(account_id: str, text: str) -> dict[str, str]:
+    """Store a template awaiting an operator's approval."""
+    row = AnnounceTemplate.create(id=ids.template_id(), account_id=account_id, template_text=text,
+                                  status="pending", created_at=utcnow())
+    return {"announce_template_id": row.id, "status": row.status}
+
+
+def list_templates(account_id: str) -> list[dict[str, str]]:
+    """The account's templates, oldest first."""
+    query = (AnnounceTemplate.select().where(AnnounceTemplate.account_id == account_id)
+             .order_by(AnnounceTemplate.created_at))
+    return [{"announce_template_id": t.id, "template_text": t.template_text, "status": t.status}
+            for t in query]
+
+
+def live_calls(platform: Platform, account_id: str) -> list[dict[str, Any]]:
+    """The account's live legs."""
+    return [{"channel": leg.channel, "request_id": leg.request_id, "kind": leg.kind,
+             "role": leg.role, "number": leg.number, "state": leg.state,
+             "started_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(leg.started_at))}
+            for leg in live.for_account(platform.redis, account_id)]
+
+
+def modify_call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -> str:
+    """Transfer, hang up or start recording a live leg of the account; returns the message."""
+    leg = live.get(platform.redis, data["channel"], account.id)
+    if leg is None:
+        raise NotFound("channel", "live call")
+    kind = data["modify_type"]
+    request = CallRequest.get_or_none(CallRequest.id == leg.request_id)
+    if kind in (0, 1):
+        target = data["transfer_to"]
+        action = LegAction("blind_transfer" if kind == 0 else "attended_transfer", target=target,
+                           target_kind="agent" if EXTENSION_RE.match(target) else "number",
+                           caller_id=request.caller_id if request else None)
+    elif kind == 2:
+        action = LegAction("hangup")
+    else:
+        action = LegAction("record", record_key=recording_key(
+            account.name, leg.request_id, f"-{int(time.time() * 1000)}"))
+    try:
+        platform.engine.act(leg.channel, action)
+    except LegNotFound:
+        raise NotFound("channel", "live call") from None
+    except EngineError as err:
+        raise ApiError(409, f"the call could not be modified: {err}",
+                       {"channel": [str(err)]}) from None
+    return MODIFY_MESSAGES[kind]
+
+
+def open_recording(platform: Platform, account: AuthRecord, request_id: str,
+                   name: str | None) -> tuple[str, IO[bytes]]:
+    """The account's recording of a request (latest unless ``name`` picks one)."""
+    rows = (Cdr.select(Cdr.recording_name)
+            .where((Cdr.account_id == account.id) & (Cdr.request_id == request_id)
+                   & (Cdr.recording_name != "")).order_by(Cdr.id))
+    keys = [key for row in rows for key in row.recording_name.split(",") if key]
+    prefix = account_prefix(account.name)
+    keys = [k for k in keys if k.startswith(prefix)]
+    if name:
+        keys = [k for k in keys if k.rsplit("/", 1)[-1] == name or k == name]
+    if not keys:
+        raise NotFound("request_id", "recording")
+    try:
+        return keys[-1].rsplit("/", 1)[-1], platform.storage.open(keys[-1])
+    except ObjectMissing:
+        raise NotFound("request_id", "recording") from None

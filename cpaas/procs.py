@@ -1,0 +1,103 @@
+"""The Procfile's processes: ``python -m cpaas.procs NAME``.
+
+honcho stops every process when one exits, so a process that a configuration does not
+need (the private Redis when ``REDIS_URL`` is set, the embedded engine when FreeSWITCH
+is configured, the sandbox carrier when a real trunk is) idles instead of exiting.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+
+import redis
+
+from cpaas import config, logs
+
+log = logging.getLogger("cpaas.procs")
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+def _idle(reason: str) -> None:
+    log.info("not needed: %s; idling", reason)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        time.sleep(3600)
+
+
+def _wait_for_redis(settings: config.Settings, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    client = redis.Redis.from_url(settings.effective_redis_url)
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _exec(argv: list[str]) -> None:
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+
+
+def redis_server(settings: config.Settings) -> None:
+    """A private redis-server on a unix socket under the data dir (no TCP port)."""
+    if settings.redis_url:
+        _idle("REDIS_URL is set")
+    folder = settings.redis_socket.parent.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    _exec(["/usr/bin/redis-server", "--port", "0", "--unixsocket", str(settings.redis_socket.resolve()),
+           "--unixsocketperm", "700", "--dir", str(folder), "--appendonly", "yes",
+           "--save", "60 1000"])
+
+
+def web(settings: config.Settings) -> None:
+    """The API under gunicorn (threads; long timeout for million-row CSV imports)."""
+    _wait_for_redis(settings)
+    _exec([os.path.join(VENV_BIN, "gunicorn"), "-c", "python:cpaas.gunicorn_conf", "app:app"])
+
+
+def worker(settings: config.Settings) -> None:
+    """An RQ worker (with its scheduler) for call jobs and everything else."""
+    _wait_for_redis(settings)
+    _exec([os.path.join(VENV_BIN, "rq"), "worker", "--with-scheduler", "-u",
+           settings.effective_redis_url, "calls", "default"])
+
+
+def events(settings: config.Settings) -> None:
+    """Engine events → CDR rows."""
+    from cpaas.cdr import consumer
+
+    _wait_for_redis(settings)
+    consumer.run(settings)
+
+
+def engine(settings: config.Settings) -> None:
+    """The embedded PJSUA2 engine pool, unless FreeSWITCH is configured."""
+    if settings.freeswitch_esl:
+        _idle("FREESWITCH_ESL is set")
+    _wait_for_redis(settings)
+    _exec([sys.executable, "-m", "pjsua_engine"])
+
+
+def carrier(settings: config.Settings) -> None:
+    """The sandbox carrier, unless a real trunk is configured."""
+    if os.environ.get("CPAAS_SIP_TRUNK") or settings.freeswitch_esl:
+        _idle("a real SIP trunk is configured")
+    _exec([sys.executable, "-m", "sandbox_carrier"])
+
+
+PROCESSES = {"redis": redis_server, "web": web, "worker": worker, "events": events,
+             "engine": engine, "carrier": carrier}
+
+if __name__ == "__main__":
+    logs.setup()
+    if len(sys.argv) != 2 or sys.argv[1] not in PROCESSES:
+        sys.stderr.write(f"usage: python -m cpaas.procs {{{'|'.join(PROCESSES)}}}\n")
+        sys.exit(2)
+    PROCESSES[sys.argv[1]](config.load())

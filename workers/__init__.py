@@ -1,0 +1,1 @@
+"""RQ jobs (run by ``rq worker``, see Procfile)."""
