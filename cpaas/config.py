@@ -42,7 +42,6 @@ class Settings:
     ring_timeout: int = 30
     engine_workers: int = 4
     sip_port: int = 5062          # first local SIP port of the embedded engine pool
-    sandbox_hold: int = 30
     tts: str = "espeak"
 
     @property
@@ -104,6 +103,5 @@ def load() -> Settings:
         ring_timeout=_int("CPAAS_RING_TIMEOUT", 30),
         engine_workers=_int("CPAAS_ENGINE_WORKERS", 4),
         sip_port=_int("CPAAS_SIP_PORT", 5062),
-        sandbox_hold=_int("CPAAS_SANDBOX_HOLD", 30),
         tts=env.get("CPAAS_TTS", "espeak"),
     )
