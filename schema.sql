@@ -159,7 +159,8 @@ CREATE TABLE IF NOT EXISTS cdr (
     call_direction      VARCHAR(20)  NOT NULL,
     dtmf_inputs         VARCHAR(64)  NOT NULL,
     recording_name      VARCHAR(300) NOT NULL,
-    is_dnd              SMALLINT     NOT NULL
+    is_dnd              SMALLINT     NOT NULL,
+    hangup_cause        VARCHAR(64)  NOT NULL DEFAULT ''  -- why the call ended (ours, not the spec's)
 );
 
 -- @dialect postgresql
@@ -202,7 +203,8 @@ CREATE TABLE IF NOT EXISTS cdr (
     call_direction      VARCHAR(20)  NOT NULL,
     dtmf_inputs         VARCHAR(64)  NOT NULL,
     recording_name      VARCHAR(300) NOT NULL,
-    is_dnd              SMALLINT     NOT NULL
+    is_dnd              SMALLINT     NOT NULL,
+    hangup_cause        VARCHAR(64)  NOT NULL DEFAULT ''  -- why the call ended (ours, not the spec's)
 );
 
 -- @dialect common

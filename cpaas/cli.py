@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "list":
             _out([{"account": a.name, "account_id": a.id, "created_at": a.created_at}
                   for a in Account.select().order_by(Account.created_at)])
-        elif not NAME_RE.match(args.name):
+        elif not NAME_RE.fullmatch(args.name):
             parser.error("account names are 1-64 letters, digits, _ . -")
         elif args.action == "create":
             if Account.select().where(Account.name == args.name).exists():

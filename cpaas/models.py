@@ -159,6 +159,7 @@ class Cdr(BaseModel):
     dtmf_inputs = pw.CharField(max_length=64)
     recording_name = pw.CharField(max_length=300)
     is_dnd = pw.SmallIntegerField()
+    hangup_cause = pw.CharField(max_length=64, default="")
 
 
 ALL_MODELS = [Account, AnnounceTemplate, ContactList, Contact, DndList, DndContact,

@@ -35,7 +35,7 @@ def account_prefix(account_name: str) -> str:
 def account_key(account_name: str, file_name: str, folder: str = "files") -> str:
     """Key of a user-named file inside the account's prefix; refuses paths."""
     name = file_name.strip()
-    if not FILE_NAME_RE.match(name) or ".." in name:
+    if not FILE_NAME_RE.fullmatch(name) or ".." in name:
         raise InvalidName("must be a plain file name (letters, digits, space, _ . ( ) + -), no folders")
     return f"{account_prefix(account_name)}{folder}/{name}"
 

@@ -31,12 +31,14 @@ class StrictSchema(Schema):
 
 
 class Text(fields.String):
-    """A string with a maximum length and no control characters (newlines allowed if asked)."""
+    """A string with a maximum (and optional minimum) length and no control characters
+    (newlines allowed if asked)."""
 
     def __init__(self, max_length: int = 200, multiline: bool = False, strip: bool = False,
-                 **kwargs: Any) -> None:
+                 min_length: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_length, self.multiline, self.strip = max_length, multiline, strip
+        self.min_length = min_length
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -46,6 +48,9 @@ class Text(fields.String):
             text = text.strip()
         if len(text) > self.max_length:
             raise ValidationError(f"must be at most {self.max_length} characters")
+        if len(text) < self.min_length:
+            raise ValidationError("must not be empty" if self.min_length == 1
+                                  else f"must be at least {self.min_length} characters")
         pattern = _CONTROL_NOT_NEWLINE_RE if self.multiline else _CONTROL_RE
         if pattern.search(text):
             raise ValidationError("must not contain control characters")
@@ -59,7 +64,7 @@ class Phone(fields.String):
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not PHONE_RE.match(text):
+        if not PHONE_RE.fullmatch(text):
             raise ValidationError("must be 8 to 15 digits with an optional leading +")
         return text.lstrip("+")
 
@@ -71,9 +76,9 @@ class TransferTarget(fields.String):
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         text = super()._deserialize(value, attr, data, **kwargs)
-        if EXTENSION_RE.match(text):
+        if EXTENSION_RE.fullmatch(text):
             return text
-        if PHONE_RE.match(text):
+        if PHONE_RE.fullmatch(text):
             return text.lstrip("+")
         raise ValidationError("must be an agent extension (2-6 digits) or a number (8-15 digits)")
 
@@ -136,7 +141,7 @@ class PrefixedId(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if not self.pattern.match(text):
+        if not self.pattern.fullmatch(text):
             what = f"{self.prefix} followed by 10 hex digits" if self.prefix else "10 hex digits"
             raise ValidationError(f"must be {what}")
         return text

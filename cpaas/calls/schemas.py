@@ -29,7 +29,7 @@ class Otp(Text):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if not OTP_RE.match(text):
+        if not OTP_RE.fullmatch(text):
             raise ValidationError("must be 4 to 10 digits")
         return text
 
@@ -63,7 +63,7 @@ class Channel(Text):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if not CHANNEL_RE.match(text):
+        if not CHANNEL_RE.fullmatch(text):
             raise ValidationError("must be a channel id from /api/live_calls")
         return text
 

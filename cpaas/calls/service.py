@@ -120,7 +120,7 @@ def modify_call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -
     if kind in (0, 1):
         target = data["transfer_to"]
         action = LegAction("blind_transfer" if kind == 0 else "attended_transfer", target=target,
-                           target_kind="agent" if EXTENSION_RE.match(target) else "number",
+                           target_kind="agent" if EXTENSION_RE.fullmatch(target) else "number",
                            caller_id=request.caller_id if request else None)
     elif kind == 2:
         action = LegAction("hangup")

@@ -68,7 +68,8 @@ def compose(request: CallRequest, event: EngineEvent) -> writer.CdrRecord:
         billsec=round(end - answered, 3) if answered else 0.0,
         call_duration=round(end - start, 3),
         dtmf_inputs=str(event.data.get("dtmf", ""))[:64],
-        recording_name=",".join(event.data.get("recordings", []))[:300])
+        recording_name=",".join(event.data.get("recordings", []))[:300],
+        hangup_cause=str(event.data.get("cause", ""))[:64])
 
 
 def handle(event: EngineEvent) -> None:

@@ -31,6 +31,7 @@ def as_dict(row: Cdr) -> dict[str, Any]:
         "dialed_number": row.dialed_number,
         "dtmf_inputs": row.dtmf_inputs,
         "end": http_date(row.end_at),
+        "hangup_cause": row.hangup_cause,
         "id": row.id,
         "is_dnd": str(row.is_dnd),
         "list_id": row.list_id,

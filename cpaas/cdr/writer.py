@@ -52,6 +52,7 @@ class CdrRecord:
     dtmf_inputs: str = ""
     recording_name: str = ""
     is_dnd: int = 0
+    hangup_cause: str = ""
 
 
 def _bump(account_id: str, campaign_id: str, dial_status: str) -> None:

@@ -218,6 +218,16 @@ def merge_stereo(left: PathLike, right: PathLike, dst: PathLike) -> Path:
         )
 
 
+def trim(src: PathLike, dst: PathLike, start: float, end: float) -> Path:
+    """The part of ``src`` between ``start`` and ``end`` seconds, channels kept."""
+    if not 0 <= start < end:
+        raise ValueError("need 0 <= start < end")
+    return replace_atomically(
+        dst, lambda tmp: _run(["-D", sox_arg(src), "-t", "wav", sox_arg(tmp), "trim",
+                               f"{start:.3f}", f"={end:.3f}"])
+    )
+
+
 def silence(seconds: float, dst: PathLike) -> Path:
     """A telephone WAV of digital silence lasting ``seconds``."""
     if seconds < 0:

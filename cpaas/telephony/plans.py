@@ -134,18 +134,18 @@ class Plan:
     def validate(self) -> None:
         """Refuse a plan carrying anything an engine must not put on the wire."""
         for token in (self.plan_id, self.account_id):
-            if not SAFE_TOKEN_RE.match(token):
+            if not SAFE_TOKEN_RE.fullmatch(token):
                 raise ValueError(f"unsafe plan token {token!r}")
         for verb in self.verbs:
             if isinstance(verb, Say):
                 raise ValueError("Say must be rendered to audio before the plan reaches an engine")
             if isinstance(verb, Dial):
                 pattern = EXTENSION_RE if verb.target == "agent" else NUMBER_RE
-                if not pattern.match(verb.number) or not NUMBER_RE.match(verb.caller_id):
+                if not pattern.fullmatch(verb.number) or not NUMBER_RE.fullmatch(verb.caller_id):
                     raise ValueError("dial targets and caller ids must be validated digits")
             elif isinstance(verb, (Play, Record)):
                 value = verb.audio if isinstance(verb, Play) else verb.key
-                if not SAFE_TOKEN_RE.match(value) or ".." in value:
+                if not SAFE_TOKEN_RE.fullmatch(value) or ".." in value:
                     raise ValueError(f"unsafe path {value!r}")
 
     def to_json(self) -> str:

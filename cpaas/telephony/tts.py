@@ -286,7 +286,7 @@ def speak_digits(otp: str) -> str:
 
     Raises ``ValueError`` unless the OTP is 1–32 letters or digits.
     """
-    if not isinstance(otp, str) or not OTP_RE.match(otp):
+    if not isinstance(otp, str) or not OTP_RE.fullmatch(otp):
         raise ValueError("otp must be 1-32 letters or digits")
     return ", ".join(otp)
 

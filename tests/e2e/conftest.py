@@ -64,6 +64,7 @@ class Platform:
     def __init__(self, settings: config.Settings, env: dict[str, str], logs: Path,
                  carrier_log: Path) -> None:
         self.settings, self.env, self.logs, self.carrier_log = settings, env, logs, carrier_log
+        self.media_port = 0  # the carrier's RTP port, set by the fixture
         self.redis = redis_lib.Redis.from_url(settings.redis_url)
         self.app = create_app(settings)
 
@@ -101,6 +102,7 @@ def platform(tmp_path_factory, redis_url, postgres_url) -> Iterator[Platform]:
     logs = data_dir / "logs"
     logs.mkdir()
     carrier_port = servers.free_udp_port()
+    media_port = servers.free_udp_port()
     sip_port = servers.free_udp_port()
     settings = config.Settings(data_dir=data_dir, database_url=postgres_url, redis_url=redis_url,
                                storage_url=str(data_dir / "bucket"), auth_fail_limit=10_000,
@@ -118,7 +120,7 @@ def platform(tmp_path_factory, redis_url, postgres_url) -> Iterator[Platform]:
            "CPAAS_SIP_TRUNK": settings.sip_trunk, "CPAAS_AGENT_URI": settings.agent_uri,
            "CPAAS_ENGINE_WORKERS": str(ENGINE_WORKERS), "CPAAS_SIP_PORT": str(sip_port),
            "CPAAS_RING_TIMEOUT": str(settings.ring_timeout), "CPAAS_SANDBOX_PORT": str(carrier_port),
-           "CPAAS_SANDBOX_HOLD": str(HOLD), "CPAAS_SANDBOX_LOG_DIR": str(logs / "carrier"),
+           "CPAAS_SANDBOX_HOLD": str(HOLD), "CPAAS_SANDBOX_MEDIA_PORT": str(media_port), "CPAAS_SANDBOX_LOG_DIR": str(logs / "carrier"),
            "PYTHONPATH": str(ROOT)}
     procs = [
         _spawn([sys.executable, "-m", "sandbox_carrier"], env, logs / "carrier.out"),
@@ -131,7 +133,9 @@ def platform(tmp_path_factory, redis_url, postgres_url) -> Iterator[Platform]:
         r = redis_lib.Redis.from_url(redis_url)
         wait_for(lambda: r.hlen("cpaas:engine:workers") >= ENGINE_WORKERS, 60, "engine workers")
         from sandbox_carrier.carrier import INVITE_LOG
-        yield Platform(settings, env, logs, logs / "carrier" / INVITE_LOG)
+        running = Platform(settings, env, logs, logs / "carrier" / INVITE_LOG)
+        running.media_port = media_port
+        yield running
     finally:
         for proc in reversed(procs):
             _stop(proc)
