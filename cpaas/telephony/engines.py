@@ -18,4 +18,4 @@ def get_engine(settings: Settings, client: redis.Redis) -> Engine:
                           "unset it to use the embedded engine")
     from pjsua_engine.engine import EmbeddedEngine
 
-    return EmbeddedEngine(client)
+    return EmbeddedEngine(client, settings)

@@ -11,8 +11,7 @@ import redis as redis_lib
 from cpaas import accounts, config, db
 from cpaas.app import create_app
 from cpaas.models import ALL_MODELS
-
-SECRETS = {"account_1": "secret-one-0123456789", "account_2": "secret-two-0123456789"}
+from tests.launcher import SECRETS
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

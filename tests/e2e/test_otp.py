@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cpaas.telephony import audio, tts
 from tests.api.conftest import body
-from tests.e2e.conftest import wait_for
+from tests.launcher import wait_for
 from tests.e2e.numbers import CALLER_ID, number
 from tests.e2e.rtp_capture import RtpCapture
 
