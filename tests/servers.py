@@ -30,6 +30,26 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def free_media_port() -> int:
+    """An even UDP port with the next two free as well (sipp's RTP echo uses port,
+    port + 1 for the 700 recording and port + 2 for video)."""
+    for _ in range(200):
+        base = free_udp_port() & ~1
+        socks = []
+        try:
+            for port in (base, base + 1, base + 2):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free even UDP port triple")
+
+
 def _wait_port(port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,0 +1,1 @@
+"""Tests of the sandbox carrier (sandbox_carrier/), driven by real SIP callers."""
