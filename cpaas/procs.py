@@ -90,9 +90,12 @@ def engine(settings: config.Settings) -> None:
 
 
 def carrier(settings: config.Settings) -> None:
-    """The sandbox carrier, unless a real trunk is configured."""
-    if os.environ.get("CPAAS_SIP_TRUNK") or settings.freeswitch_esl:
-        _idle("a real SIP trunk is configured")
+    """The sandbox carrier, when the trunk points at it (the embedded default)."""
+    from sandbox_carrier.carrier import settings_from_env
+
+    sandbox = settings_from_env()
+    if settings.freeswitch_esl or f"@{sandbox.host}:{sandbox.port}" not in settings.sip_trunk:
+        _idle("CPAAS_SIP_TRUNK points at a real carrier")
     _exec([sys.executable, "-m", "sandbox_carrier"])
 
 
