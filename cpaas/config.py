@@ -42,6 +42,8 @@ class Settings:
     ring_timeout: int = 30
     engine_workers: int = 4
     sip_port: int = 5062          # first local SIP port of the embedded engine pool
+    sip_host: str = "127.0.0.1"   # address the engine binds and advertises (SIP and RTP)
+    rtp_port: int = 10000         # first RTP port; worker i uses rtp_port + 200 * i
     tts: str = "espeak"
 
     @property
@@ -103,5 +105,7 @@ def load() -> Settings:
         ring_timeout=_int("CPAAS_RING_TIMEOUT", 30),
         engine_workers=_int("CPAAS_ENGINE_WORKERS", 4),
         sip_port=_int("CPAAS_SIP_PORT", 5062),
+        sip_host=env.get("CPAAS_SIP_HOST", "127.0.0.1"),
+        rtp_port=_int("CPAAS_RTP_PORT", 10000),
         tts=env.get("CPAAS_TTS", "espeak"),
     )

@@ -100,7 +100,8 @@ def platform(data_dir: Path, redis_url: str, database_url: str, *, hold: float =
            "CPAAS_RING_TIMEOUT": str(ring_timeout), "CPAAS_SANDBOX_PORT": str(carrier_port),
            "CPAAS_SANDBOX_HOLD": str(hold), "CPAAS_SANDBOX_MEDIA_PORT": str(media_port),
            "CPAAS_SANDBOX_LOG_DIR": str(logs / "carrier"), "CPAAS_RQ_WORKERS": str(rq_workers),
-           "CPAAS_AUTH_FAIL_LIMIT": "10000", "PYTHONPATH": str(ROOT), **(extra_env or {})}
+           "CPAAS_AUTH_FAIL_LIMIT": "10000", "CPAAS_RTP_PORT": "12000", "PYTHONPATH": str(ROOT),
+           **(extra_env or {})}
     running = Running(settings, env, logs, logs / "carrier" / "invites.log", media_port, carrier_port)
     names = ["carrier", "engine", "worker", "events"] + (["web"] if web else [])
     if web:

@@ -1,0 +1,78 @@
+"""``EmbeddedEngine``: the Engine interface over the PJSUA2 worker pool, through Redis."""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict
+
+import redis
+
+from cpaas.config import Settings, load
+from cpaas.telephony import live
+from cpaas.telephony.engine import Engine, EngineError, LegAction, LegNotFound
+from cpaas.telephony.plans import EXTENSION_RE, NUMBER_RE, SAFE_TOKEN_RE, Plan
+from pjsua_engine import keys
+
+ACTIONS = {"blind_transfer", "attended_transfer", "hangup", "record"}
+
+
+def check_action(action: LegAction) -> None:
+    """Refuse an action carrying anything that must not reach a worker (or the wire)."""
+    if action.kind not in ACTIONS:
+        raise EngineError(f"unknown action {action.kind!r}")
+    if action.kind in ("blind_transfer", "attended_transfer"):
+        pattern = EXTENSION_RE if action.target_kind == "agent" else NUMBER_RE
+        if action.target_kind not in (None, "agent", "number") or not pattern.fullmatch(
+                action.target or ""):
+            raise EngineError("transfer target must be validated digits")
+        if action.caller_id is not None and not NUMBER_RE.fullmatch(action.caller_id):
+            raise EngineError("caller id must be validated digits")
+    if action.kind == "record":
+        key = action.record_key or ""
+        if not SAFE_TOKEN_RE.fullmatch(key) or ".." in key:
+            raise EngineError("unsafe record key")
+
+
+class EmbeddedEngine(Engine):
+    """Queues plans for the worker pool and routes live-leg actions to their worker."""
+
+    name = "embedded"
+
+    def __init__(self, r: redis.Redis | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or load()
+        self.r = r or redis.Redis.from_url(self.settings.effective_redis_url)
+
+    def originate(self, plan: Plan) -> None:
+        """Validate ``plan`` and queue it for a worker with ``max_legs`` free call slots."""
+        plan.validate()
+        if not 1 <= plan.max_legs <= keys.MAX_CALLS_PER_WORKER:
+            raise EngineError(f"max_legs must be 1..{keys.MAX_CALLS_PER_WORKER}")
+        if len(plan.legs()) > plan.max_legs:
+            raise EngineError("plan dials more legs than max_legs")
+        self.r.rpush(keys.plan_queue(plan.max_legs), plan.to_json())
+
+    def act(self, channel: str, action: LegAction, timeout: float = 5.0) -> None:
+        """Send ``action`` to the worker holding ``channel`` and wait for its answer."""
+        check_action(action)
+        raw = self.r.hget(live.LEGS_KEY, channel)
+        if not raw:
+            raise LegNotFound(channel)
+        owner = json.loads(raw).get("owner")
+        if not owner:
+            raise LegNotFound(channel)
+        request_id = secrets.token_hex(8)
+        self.r.rpush(keys.worker_cmd(owner), json.dumps({
+            "request_id": request_id, "channel": channel, "action": asdict(action),
+            # A command that outlives its caller's patience must not run late.
+            "expires": time.time() + timeout,
+        }))
+        got = self.r.blpop([keys.reply_key(request_id)], timeout=timeout)
+        if got is None:
+            raise EngineError("engine worker did not answer in time")
+        reply = json.loads(got[1])
+        if reply.get("ok"):
+            return
+        if reply.get("error") == "not_found":
+            raise LegNotFound(channel)
+        raise EngineError(reply.get("error") or "action failed")
