@@ -5,7 +5,7 @@
 -- The peewee models in cpaas/models.py mirror this file (tests/data/test_schema.py checks).
 
 CREATE TABLE IF NOT EXISTS account (
-    id          VARCHAR(12)  PRIMARY KEY,            -- AC + 10 letters/digits
+    id          VARCHAR(12)  NOT NULL PRIMARY KEY,            -- AC + 10 letters/digits
     name        VARCHAR(64)  NOT NULL UNIQUE,        -- sent in the "account" header
     auth_salt   VARCHAR(32)  NOT NULL,
     auth_hash   VARCHAR(64)  NOT NULL,               -- HMAC-SHA256(salt, secret), hex
@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS account (
 );
 
 CREATE TABLE IF NOT EXISTS announce_template (
-    id            VARCHAR(12)   PRIMARY KEY,         -- AN + 10 hex
+    id            VARCHAR(12)   NOT NULL PRIMARY KEY,         -- AN + 10 hex
     account_id    VARCHAR(12)   NOT NULL REFERENCES account (id),
     template_text VARCHAR(1000) NOT NULL,
     status        VARCHAR(10)   NOT NULL,            -- pending | approved | rejected
@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS announce_template (
 CREATE INDEX IF NOT EXISTS announce_template_account ON announce_template (account_id);
 
 CREATE TABLE IF NOT EXISTS contact_list (
-    id          VARCHAR(12)  PRIMARY KEY,            -- LS + 10 hex
+    id          VARCHAR(12)  NOT NULL PRIMARY KEY,            -- LS + 10 hex
     account_id  VARCHAR(12)  NOT NULL REFERENCES account (id),
     name        VARCHAR(100) NOT NULL,
     created_at  TIMESTAMP    NOT NULL,
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS contact_list (
 );
 
 CREATE TABLE IF NOT EXISTS dnd_list (
-    id          VARCHAR(12)  PRIMARY KEY,            -- DN + 10 hex
+    id          VARCHAR(12)  NOT NULL PRIMARY KEY,            -- DN + 10 hex
     account_id  VARCHAR(12)  NOT NULL REFERENCES account (id),
     name        VARCHAR(100) NOT NULL,
     created_at  TIMESTAMP    NOT NULL,
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS dnd_list (
 );
 
 CREATE TABLE IF NOT EXISTS campaign (
-    id                   VARCHAR(12)   PRIMARY KEY,  -- CM + 10 hex
+    id                   VARCHAR(12)   NOT NULL PRIMARY KEY,  -- CM + 10 hex
     account_id           VARCHAR(12)   NOT NULL REFERENCES account (id),
     name                 VARCHAR(100)  NOT NULL,
     list_id              VARCHAR(12)   NOT NULL REFERENCES contact_list (id),
@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS campaign (
 );
 
 CREATE TABLE IF NOT EXISTS callback (
-    id                 VARCHAR(10)  PRIMARY KEY,     -- the request_id, 10 hex
+    id                 VARCHAR(10)  NOT NULL PRIMARY KEY,     -- the request_id, 10 hex
     account_id         VARCHAR(12)  NOT NULL REFERENCES account (id),
     agent_number       VARCHAR(16)  NOT NULL,
     caller_id          VARCHAR(16)  NOT NULL,
@@ -86,7 +86,7 @@ CREATE INDEX IF NOT EXISTS callback_account ON callback (account_id);
 -- One row per call-placing request (click2call, OTP, a fired callback, a campaign
 -- attempt): what the engine's events are attributed to when the CDR is written.
 CREATE TABLE IF NOT EXISTS call_request (
-    id                  VARCHAR(12)  PRIMARY KEY,    -- request_id
+    id                  VARCHAR(12)  NOT NULL PRIMARY KEY,    -- request_id
     account_id          VARCHAR(12)  NOT NULL REFERENCES account (id),
     kind                VARCHAR(10)  NOT NULL,       -- c2c | otp | campaign | callback
     agent_number        VARCHAR(16)  NOT NULL,

@@ -45,8 +45,15 @@ def create_app(settings: config.Settings | None = None) -> Flask:
         g.http_request_id = rid if rid.isalnum() and len(rid) <= 64 else secrets.token_hex(8)
         logs.request_id_var.set(g.http_request_id)
         logs.account_id_var.set("")
-        if (request.content_length or 0) > settings.max_body_bytes and not request.path.endswith("/upload_file"):
-            raise ApiError(413, f"request body too large (limit {settings.max_body_bytes} bytes)")
+        if not request.path.endswith("/upload_file"):
+            too_large = (request.content_length or 0) > settings.max_body_bytes
+            if request.content_length is None:
+                # A streamed (chunked) body has no Content-Length: read (and cache) at
+                # most one byte past the limit to tell whether it is over.
+                request.max_content_length = settings.max_body_bytes + 1
+                too_large = len(request.get_data()) > settings.max_body_bytes
+            if too_large:
+                raise ApiError(413, f"request body too large (limit {settings.max_body_bytes} bytes)")
         auth.authenticate(limiter)
         database.connect(reuse_if_open=True)
 

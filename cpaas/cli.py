@@ -14,7 +14,8 @@ import sys
 from cpaas import accounts, config, db, logs
 from cpaas.models import Account, AnnounceTemplate
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: Account names become a storage folder (accounts/<name>/): no "." or ".." segments.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _out(payload: object) -> None:
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             _out([{"account": a.name, "account_id": a.id, "created_at": a.created_at}
                   for a in Account.select().order_by(Account.created_at)])
         elif not NAME_RE.fullmatch(args.name):
-            parser.error("account names are 1-64 letters, digits, _ . -")
+            parser.error("account names are 1-64 letters, digits, _ . - starting with a letter or digit")
         elif args.action == "create":
             if Account.select().where(Account.name == args.name).exists():
                 parser.error(f"account {args.name} already exists")

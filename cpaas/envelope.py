@@ -11,9 +11,12 @@ def ok(**fields: Any) -> Response:
     return _respond({**fields, "success": "true"}, 200)
 
 
-def failure(status: int, message: str, errors: dict[str, list[str]] | None = None,
+def failure(status: int, message: str, errors: dict[str, list[str]] | None = None, /,
             **extra: Any) -> Response:
-    """An error envelope: one-sentence message and, for validation, per-field reasons."""
+    """An error envelope: one-sentence message and, for validation, per-field reasons.
+
+    The parameters are positional-only so that ``extra`` may carry any field name,
+    ``status`` included (``/healthz`` reports ``"status": "down"``)."""
     body: dict[str, Any] = {"success": "false", "message": message}
     if errors:
         body["errors"] = errors

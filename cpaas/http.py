@@ -35,7 +35,8 @@ def route(bp: Blueprint, path: str, method: str, summary: str, *, body: type[Sch
     def wrap(view: Callable) -> Callable:
         ROUTES.append(RouteDoc(prefix + path, method.lower(), summary, body, query,
                                [bp.name], multipart))
-        return bp.route(path, methods=[method])(view)
+        # No automatic OPTIONS: it would answer with an empty HTML page, not the envelope.
+        return bp.route(path, methods=[method], provide_automatic_options=False)(view)
 
     return wrap
 
@@ -57,7 +58,10 @@ def json_body(schema: Schema) -> dict[str, Any]:
     """Parse and validate the JSON body; 415 if not JSON, 400 if malformed or invalid."""
     if not request.is_json:
         raise ApiError(415, "request body must be JSON (Content-Type: application/json)")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser's recursion limit
+        data = None
     if data is None:
         raise ApiError(400, "request body is not valid JSON", {"_body": ["malformed JSON"]})
     if not isinstance(data, dict):

@@ -98,6 +98,8 @@ class IntLike(fields.Integer):
             if not re.fullmatch(r"-?[0-9]{1,12}", value):
                 raise ValidationError("must be a whole number")
         number = super()._deserialize(value, attr, data, **kwargs)
+        if abs(number) >= 10 ** 12:  # JSON numbers are unbounded; the database's are not
+            raise ValidationError("must be a whole number of at most 12 digits")
         if self.minimum is not None and number < self.minimum:
             raise ValidationError(f"must be at least {self.minimum}")
         if self.maximum is not None and number > self.maximum:
@@ -182,18 +184,22 @@ class LocalDateTime(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
+        parsed = None
         for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d%H:%M:%S"):
             try:
-                return datetime.strptime(text, fmt)
+                parsed = datetime.strptime(text, fmt)
+                break
             except ValueError:
                 pass
-        if self.iso and re.match(r"^\d{4}-\d{2}-\d{2}T", text):
+        if parsed is None and self.iso and re.match(r"^\d{4}-\d{2}-\d{2}T", text):
             try:
-                return datetime.fromisoformat(text.replace("Z", "+00:00"))
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
                 pass
-        formats = "YYYY-mm-dd HH:MM:SS" + (" or ISO 8601" if self.iso else "")
-        raise ValidationError(f"must be a date and time as {formats}")
+        if parsed is None:
+            formats = "YYYY-mm-dd HH:MM:SS" + (" or ISO 8601" if self.iso else "")
+            raise ValidationError(f"must be a date and time as {formats}")
+        return _in_year_range(parsed)
 
 
 class Date(fields.String):
@@ -202,9 +208,21 @@ class Date(fields.String):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         try:
-            return datetime.strptime(text, "%Y-%m-%d").date()
+            parsed = datetime.strptime(text, "%Y-%m-%d").date()
         except ValueError:
             raise ValidationError("must be a date as YYYY-mm-dd") from None
+        return _in_year_range(parsed)
+
+
+#: Dates outside these years cannot be shifted between zones (or by a day) without
+#: leaving Python's datetime range, and no call happens there.
+MIN_YEAR, MAX_YEAR = 1900, 9998
+
+
+def _in_year_range(value):
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValidationError(f"year must be between {MIN_YEAR} and {MAX_YEAR}")
+    return value
 
 
 def to_utc(local: datetime, zone: str) -> datetime:

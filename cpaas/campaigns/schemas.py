@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, post_load, validates_schema
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from cpaas.validation import (ENGINE_TYPES, PITCHES, RATES, VOLUMES, Choice, IntChoice, IntLike,
                               LocalDateTime, Phone, PrefixedId, RetryStatuses, StrictSchema, Text,
@@ -41,7 +41,7 @@ def clean_contact_fields(value: dict[Any, Any]) -> dict[str, str]:
 
 
 class CreateListSchema(StrictSchema):
-    list_name = Text(required=True, max_length=100, strip=True)
+    list_name = Text(required=True, max_length=100, strip=True, min_length=1)
 
 
 class ContactSchema(StrictSchema):
@@ -53,9 +53,9 @@ class ContactSchema(StrictSchema):
 class AddContactsSchema(StrictSchema):
     list_id = PrefixedId("LS", required=True)
     contacts = fields.List(fields.Nested(ContactSchema), required=True,
-                           validate=lambda v: 0 < len(v) <= MAX_CONTACTS_PER_REQUEST,
-                           error_messages={"validator_failed":
-                                           f"must hold 1 to {MAX_CONTACTS_PER_REQUEST} contacts"})
+                           validate=validate.Length(
+                               1, MAX_CONTACTS_PER_REQUEST,
+                               error=f"must hold 1 to {MAX_CONTACTS_PER_REQUEST} contacts"))
 
 
 class ImportCsvSchema(StrictSchema):
@@ -64,7 +64,7 @@ class ImportCsvSchema(StrictSchema):
 
 
 class CreateDndListSchema(StrictSchema):
-    dnd_list_name = Text(required=True, max_length=100, strip=True)
+    dnd_list_name = Text(required=True, max_length=100, strip=True, min_length=1)
 
 
 class DndContactSchema(StrictSchema):
@@ -75,9 +75,9 @@ class DndContactSchema(StrictSchema):
 class AddDndContactsSchema(StrictSchema):
     dnd_list_id = PrefixedId("DN", required=True)
     dnd_contacts = fields.List(fields.Nested(DndContactSchema), required=True,
-                               validate=lambda v: 0 < len(v) <= MAX_CONTACTS_PER_REQUEST,
-                               error_messages={"validator_failed":
-                                               f"must hold 1 to {MAX_CONTACTS_PER_REQUEST} contacts"})
+                               validate=validate.Length(
+                                   1, MAX_CONTACTS_PER_REQUEST,
+                                   error=f"must hold 1 to {MAX_CONTACTS_PER_REQUEST} contacts"))
 
 
 class ImportDndCsvSchema(StrictSchema):
@@ -139,7 +139,7 @@ class VoiceParamsMixin(StrictSchema):
 class CreateCampaignSchema(VoiceParamsMixin):
     list_id = PrefixedId("LS", required=True)
     dnd_list_id = OptionalDndListId("DN", load_default=None)
-    campaign_name = Text(required=True, max_length=100, strip=True)
+    campaign_name = Text(required=True, max_length=100, strip=True, min_length=1)
     campaign_type = IntChoice(("0", "1"), required=True)
     campaign_caller_id = Phone(required=True)
     dynamic_announcement = IntChoice(("0", "1"), load_default=1)

@@ -1,0 +1,162 @@
+"""Header auth on every /api route (and /stop_campaign), the failure limiter, public routes."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from cpaas import accounts, app as app_module
+from cpaas.db import database
+from cpaas.models import Account
+from tests.api.conftest import SECRETS, body
+from tests.api.helpers import all_routes, error_body, ok_body
+
+PROTECTED = sorted({(r.method.upper(), r.path) for r in all_routes()})
+BAD_HEADERS = {
+    "no headers": {},
+    "account only": {"account": "account_1"},
+    "auth only": {"auth": SECRETS["account_1"]},
+    "wrong auth": {"account": "account_1", "auth": "not-the-secret"},
+    "other account's auth": {"account": "account_1", "auth": SECRETS["account_2"]},
+    "unknown account": {"account": "account_9", "auth": SECRETS["account_1"]},
+    "empty values": {"account": "", "auth": ""},
+    "very long auth": {"account": "account_1", "auth": "x" * 5000},
+}
+
+
+def test_route_list_covers_both_stop_campaign_paths():
+    paths = {p for _, p in PROTECTED}
+    assert {"/api/stop_campaign", "/stop_campaign", "/api/create_campaign_list",
+            "/api/get_cdr_by_date", "/api/upload_file", "/api/files"} <= paths
+
+
+def test_every_api_rule_of_the_app_is_documented(app):
+    """ROUTES (used for the OpenAPI document and these tests) lists every /api rule."""
+    documented = set(PROTECTED)
+    for rule in app.url_map.iter_rules():
+        if not (rule.rule.startswith("/api/") or rule.rule == "/stop_campaign"):
+            continue
+        if rule.rule == "/api/openapi.json":
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (method, rule.rule) in documented, (method, rule.rule)
+
+
+@pytest.mark.parametrize("method,path", PROTECTED, ids=[f"{m} {p}" for m, p in PROTECTED])
+def test_every_protected_route_needs_valid_credentials(app, method, path):
+    client = app.test_client()
+    for label, headers in BAD_HEADERS.items():
+        resp = client.open(path, method=method, headers=headers, json={})
+        inner = error_body(resp, 401)
+        assert inner["errors"], (label, inner)
+    # With good headers the route is reached (whatever the empty body then earns).
+    resp = client.open(path, method=method, json={},
+                       headers={"account": "account_2", "auth": SECRETS["account_2"]})
+    assert resp.status_code not in (401, 429), resp.data[:300]
+    assert resp.status_code < 500, resp.data[:300]
+    assert body(resp)["success"] in ("true", "false")
+
+
+def test_missing_header_names_the_header(app):
+    client = app.test_client()
+    inner = error_body(client.get("/api/files"), 401, "account")
+    assert inner["message"] == "missing account or auth header"
+    inner = error_body(client.get("/api/files", headers={"account": "account_1"}), 401, "auth")
+
+
+def test_wrong_secret_message(app):
+    resp = app.test_client().get("/api/files", headers={"account": "account_1", "auth": "nope"})
+    inner = error_body(resp, 401, "auth")
+    assert inner["message"] == "invalid account or auth"
+
+
+def test_each_account_authenticates_with_its_own_secret(api, other):
+    ok_body(api.get("/api/get_cdr_statistics"))
+    ok_body(other.get("/api/get_cdr_statistics"))
+
+
+def test_public_routes_need_no_auth(app):
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/api/openapi.json").status_code == 200
+    assert client.get("/docs").status_code == 200
+
+
+def test_unknown_api_path_needs_auth_then_is_404(app):
+    client = app.test_client()
+    error_body(client.get("/api/no_such_thing"), 401)
+    resp = client.get("/api/no_such_thing", headers={"account": "account_1", "auth": SECRETS["account_1"]})
+    error_body(resp, 404)
+
+
+def _limited_app(settings, limit: int = 3):
+    return app_module.create_app(dataclasses.replace(settings, auth_fail_limit=limit,
+                                                     auth_fail_window=60))
+
+
+def test_repeated_failures_are_refused_with_429(app, settings):
+    limited = _limited_app(settings, 3)
+    client = limited.test_client()
+    bad = {"account": "account_1", "auth": "wrong"}
+    statuses = [client.get("/api/files", headers=bad).status_code for _ in range(6)]
+    # More than 3 failures within the window: the 5th attempt onwards is refused.
+    assert statuses[:4] == [401, 401, 401, 401]
+    assert statuses[4:] == [429, 429]
+    inner = error_body(client.get("/api/files", headers=bad), 429)
+    assert "too many" in inner["message"]
+    # The address is blocked even for good credentials while the window lasts.
+    good = {"account": "account_1", "auth": SECRETS["account_1"]}
+    error_body(client.get("/api/files", headers=good), 429)
+
+
+def test_missing_headers_count_as_failures(app, settings):
+    client = _limited_app(settings, 2).test_client()
+    statuses = [client.post("/stop_campaign", json={}).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_limit_is_per_address(app, settings):
+    client = _limited_app(settings, 2).test_client()
+    bad = {"account": "account_1", "auth": "wrong"}
+    for _ in range(4):
+        client.get("/api/files", headers=bad, environ_base={"REMOTE_ADDR": "10.0.0.1"})
+    error_body(client.get("/api/files", headers=bad, environ_base={"REMOTE_ADDR": "10.0.0.1"}), 429)
+    good = {"account": "account_1", "auth": SECRETS["account_1"]}
+    ok_body(client.get("/api/files", headers=good, environ_base={"REMOTE_ADDR": "10.0.0.2"}))
+
+
+def test_successful_requests_do_not_count(app, settings):
+    client = _limited_app(settings, 2).test_client()
+    good = {"account": "account_1", "auth": SECRETS["account_1"]}
+    for _ in range(6):
+        ok_body(client.get("/api/files", headers=good))
+
+
+def test_public_routes_stay_open_when_blocked(app, settings):
+    client = _limited_app(settings, 1).test_client()
+    for _ in range(3):
+        client.get("/api/files")
+    error_body(client.get("/api/files"), 429)
+    assert client.get("/healthz").status_code == 200
+
+
+def test_rotated_secret_replaces_old_one(api, app):
+    new = accounts.set_secret("account_1")
+    client = app.test_client()
+    ok_body(client.get("/api/files", headers={"account": "account_1", "auth": new}))
+    error_body(client.get("/api/files", headers={"account": "account_1", "auth": SECRETS["account_1"]}), 401)
+
+
+def test_secrets_are_not_stored_in_clear(app):
+    with database.connection_context():
+        row = Account.get(Account.name == "account_1")
+    assert SECRETS["account_1"] not in (row.auth_hash, row.auth_salt)
+    assert row.auth_hash == accounts.digest(row.auth_salt, SECRETS["account_1"])
+    assert row.id.startswith("AC") and len(row.id) == 12 and row.id[2:].isalnum()
+
+
+def test_unknown_account_and_wrong_secret_look_the_same(app):
+    client = app.test_client()
+    unknown = client.get("/api/files", headers={"account": "nobody", "auth": "x" * 20})
+    wrong = client.get("/api/files", headers={"account": "account_1", "auth": "x" * 20})
+    assert (unknown.status_code, body(unknown)) == (wrong.status_code, body(wrong))
