@@ -65,12 +65,11 @@ def web(settings: config.Settings) -> None:
 def worker(settings: config.Settings) -> None:
     """A pool of RQ workers for call jobs first, then everything else.
 
-    SimpleWorker runs jobs in the worker process instead of forking one per job: a
-    call job is a few milliseconds of work, and a fork would dominate call setup time.
+    Jobs run in the worker process (``workers.worker.WarmWorker``), not in a fork.
     """
     _wait_for_redis(settings)
     _exec([os.path.join(VENV_BIN, "rq"), "worker-pool", "-n", os.environ.get("CPAAS_RQ_WORKERS", "3"),
-           "-w", "rq.worker.SimpleWorker", "-u", settings.effective_redis_url, "calls", "default"])
+           "-w", "workers.worker.WarmWorker", "-u", settings.effective_redis_url, "calls", "default"])
 
 
 def events(settings: config.Settings) -> None:

@@ -30,6 +30,11 @@ def _context() -> tuple[config.Settings, Engine]:
     return settings, get_engine(settings, get_redis(settings.effective_redis_url))
 
 
+def warm_up() -> None:
+    """Load settings, the engine client and the TTS code before the first job."""
+    _context()
+
+
 def render_speech(plan: Plan, media_dir: Path) -> Plan:
     """Replace every Say with a Play of its rendered audio.
 

@@ -1,0 +1,247 @@
+"""Call benchmarks through the whole platform (real SIP to the sandbox carrier).
+
+    .venv/bin/python bench/calls.py setup   [--requests 300]   call setup latency at 10 req/s
+    .venv/bin/python bench/calls.py load    [--seconds 60]     20 new calls/s, each ~5 s
+    .venv/bin/python bench/calls.py hold    [--calls 100]      N answered calls held 60 s
+
+Everything runs as the Procfile starts it (tests/launcher.py): gunicorn API, RQ workers,
+the events process, the PJSUA2 engine pool and the sipp carrier, with PostgreSQL and
+Redis on private ports. Call setup time is measured from just before the HTTP request
+is sent to the moment the INVITE reaches the carrier's port on the loopback interface
+(a raw-socket sniffer; needs root). Every loop is bounded in count and time.
+"""
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import CpuMeter, machine_notes, percentile, print_table, rss_mb, workdir  # noqa: E402
+from tests import launcher, servers  # noqa: E402
+from tests.sniff import InviteTimes  # noqa: E402
+
+CALLER_ID = "15168148111"
+
+
+def _number(suffix: str) -> str:
+    return "91" + "".join(secrets.choice("0123456789") for _ in range(7)) + suffix
+
+
+def _headers() -> dict[str, str]:
+    return {"account": "account_1", "auth": launcher.SECRETS["account_1"]}
+
+
+def _template(base: str) -> str:
+    r = requests.get(base + "/api/announce_template", headers=_headers(), timeout=10)
+    return r.json()["response"]["result"][0]["announce_template_id"]
+
+
+def _paced(rate: float, count: int, send) -> list:
+    """Call ``send(i)`` ``count`` times at ``rate`` per second from a thread pool."""
+    results: list = [None] * count
+    start = time.monotonic() + 0.5
+    with ThreadPoolExecutor(32) as pool:
+        futures = []
+        for i in range(count):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(send, i))
+        for i, fut in enumerate(futures):
+            results[i] = fut.result()
+    return results
+
+
+def _wait_cdrs(base: str, request_ids: list[str], timeout: float) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    session = requests.Session()
+    while len(found) < len(request_ids) and time.monotonic() < deadline:
+        for rid in request_ids:
+            if rid in found:
+                continue
+            rows = session.post(base + "/api/get_cdr_by_request_id", json={"request_id": rid},
+                                headers=_headers(), timeout=10).json()["response"]["result"]
+            if rows:
+                found[rid] = rows[0]
+        time.sleep(1)
+    return found
+
+
+def _processes(running: launcher.Running) -> dict[str, int]:
+    return {name: proc.pid for name, proc in running.procs.items()}
+
+
+def _report_resources(running: launcher.Running, cpu: dict[str, float]) -> None:
+    rows = []
+    for name, proc in running.procs.items():
+        tree = [proc.pid] + _children(proc.pid)
+        rows.append((name, len(tree), cpu.get(f"{name}_cpu_s", 0.0) / cpu["wall_s"] * 100,
+                     sum(_rss(p) for p in tree)))
+    print_table("resources (CPU % of one core, averaged over the run; RSS now)",
+                ["process", "pids", "cpu %", "rss MB"], rows)
+
+
+def _rss(pid: int) -> float:
+    try:
+        return rss_mb(pid)
+    except OSError:
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    from bench._common import _tree
+
+    return _tree(pid)[1:]
+
+
+def setup(args: argparse.Namespace) -> None:
+    """Latency from HTTP request to INVITE at the carrier, click2call and OTP, at 10 req/s."""
+    with workdir("cpaas-bench-calls") as folder, servers.redis_server() as redis_url, \
+            servers.postgres_server() as db_url, \
+            launcher.platform(folder / "data", redis_url, db_url, hold=2, engine_workers=12,
+                              rq_workers=3, web=True) as running:
+        invites = InviteTimes(running.carrier_port)
+        base = running.base_url
+        template = _template(base)
+        session = requests.Session()
+        results = {}
+        for kind in ("click2call", "otp"):
+            sent: dict[str, float] = {}
+
+            def send(i: int) -> str:
+                if kind == "click2call":
+                    # A busy agent ends the call at once, so the run measures setup only.
+                    number, path = _number("486"), "/api/click2call"
+                    body = {"agent_number": number, "caller_id": CALLER_ID,
+                            "destination_number": _number("101")}
+                else:
+                    number, path = _number("001"), "/api/outbound_call"
+                    body = {"customer_number": number, "otp": "1987", "caller_id": CALLER_ID,
+                            "announce_template_id": template}
+                sent[number] = time.monotonic()
+                r = session.post(base + path, json=body, headers=_headers(), timeout=10)
+                r.raise_for_status()
+                return number
+
+            numbers = _paced(10, args.requests, send)
+            time.sleep(3)
+            latencies = [(invites.first[n] - sent[n]) * 1000 for n in numbers if n in invites.first]
+            results[kind] = (len(numbers), len(latencies), percentile(latencies, 50),
+                             percentile(latencies, 99), max(latencies or [0]))
+            time.sleep(5)
+        invites.stop()
+        print_table("call setup: HTTP request -> INVITE at the carrier (ms), 10 requests/s",
+                    ["call", "sent", "INVITEs seen", "p50", "p99", "max"],
+                    [(k, *v) for k, v in results.items()])
+        print(machine_notes())
+
+
+def load(args: argparse.Namespace) -> None:
+    """20 new OTP calls per second for ``--seconds``; the carrier ends each after 5 s."""
+    rate, count = 20, 20 * args.seconds
+    with workdir("cpaas-bench-calls") as folder, servers.redis_server() as redis_url, \
+            servers.postgres_server() as db_url, \
+            launcher.platform(folder / "data", redis_url, db_url, hold=5, engine_workers=36,
+                              rq_workers=3, web=True) as running:
+        base = running.base_url
+        template = _template(base)
+        session = requests.Session()
+        meter = CpuMeter(_processes(running))
+
+        def send(i: int) -> str | None:
+            r = session.post(base + "/api/outbound_call", headers=_headers(), timeout=10, json={
+                "customer_number": _number("001"), "otp": "1987", "caller_id": CALLER_ID,
+                "announce_template_id": template, "repeat": "3"})
+            return r.json()["response"].get("request_id") if r.status_code == 200 else None
+
+        peak = {"legs": 0}
+        stop = threading.Event()
+
+        def watch() -> None:
+            import redis
+            client = redis.Redis.from_url(redis_url)
+            while not stop.wait(0.5):
+                peak["legs"] = max(peak["legs"], client.hlen("cpaas:live:legs"))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        started = time.monotonic()
+        request_ids = _paced(rate, count, send)
+        offered = time.monotonic() - started
+        accepted = [r for r in request_ids if r]
+        cdrs = _wait_cdrs(base, accepted, timeout=120)
+        stop.set()
+        cpu = meter.stop()
+        answered = sum(1 for c in cdrs.values() if c["dial_status"] == "ANSWER")
+        durations = [c["call_duration"] for c in cdrs.values() if c["call_duration"]]
+        print_table(f"sustained load: {rate} OTP calls/s for {args.seconds} s (hold 5 s)",
+                    ["requests", "offered s", "accepted", "CDRs", "answered", "failed",
+                     "peak live legs", "median call s"],
+                    [(count, offered, len(accepted), len(cdrs), answered, count - answered,
+                      peak["legs"], percentile(durations, 50))])
+        _report_resources(running, cpu)
+        platform_cpu = sum(v for k, v in cpu.items() if k.endswith("_cpu_s"))
+        print(f"platform CPU: {platform_cpu / cpu['wall_s'] / 2 * 100:.0f}% of the 2 cores; "
+              f"everything else on the machine: {cpu['others_cpu_s'] / cpu['wall_s'] / 2 * 100:.0f}%")
+        print(machine_notes())
+
+
+def hold(args: argparse.Namespace) -> None:
+    """``--calls`` answered click2call calls (two legs each, bridged) held for 60 s."""
+    with workdir("cpaas-bench-calls") as folder, servers.redis_server() as redis_url, \
+            servers.postgres_server() as db_url, \
+            launcher.platform(folder / "data", redis_url, db_url, hold=60,
+                              engine_workers=args.calls + 2, rq_workers=3, web=True) as running:
+        base = running.base_url
+        session = requests.Session()
+
+        def send(i: int) -> str | None:
+            r = session.post(base + "/api/click2call", headers=_headers(), timeout=10, json={
+                "agent_number": _number("101"), "caller_id": CALLER_ID,
+                "destination_number": _number("102")})
+            return r.json()["response"].get("request_id") if r.status_code == 200 else None
+
+        import redis
+        client = redis.Redis.from_url(redis_url)
+        request_ids = _paced(10, args.calls, send)
+        launcher.wait_for(lambda: client.hlen("cpaas:live:legs") >= 2 * args.calls, 60,
+                          "every call bridged")
+        meter = CpuMeter(_processes(running))
+        samples = []
+        for _ in range(12):
+            time.sleep(5)
+            samples.append(client.hlen("cpaas:live:legs"))
+        cpu = meter.stop()
+        cdrs = _wait_cdrs(base, [r for r in request_ids if r], timeout=120)
+        answered = sum(1 for c in cdrs.values() if c["dial_status"] == "ANSWER")
+        print_table(f"{args.calls} concurrent answered click2call calls held 60 s",
+                    ["calls", "live legs min", "live legs max", "CDRs", "answered",
+                     "median billsec"],
+                    [(args.calls, min(samples), max(samples), len(cdrs), answered,
+                      percentile([c["billsec"] for c in cdrs.values()], 50))])
+        _report_resources(running, cpu)
+        print(machine_notes())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    sub.add_parser("setup").add_argument("--requests", type=int, default=300)
+    sub.add_parser("load").add_argument("--seconds", type=int, default=60)
+    sub.add_parser("hold").add_argument("--calls", type=int, default=100)
+    args = parser.parse_args()
+    {"setup": setup, "load": load, "hold": hold}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()
