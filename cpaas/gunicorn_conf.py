@@ -2,7 +2,10 @@
 import multiprocessing
 import os
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8080')}"
+# CPAAS_HTTP_PORT is set by `make run` (honcho overwrites PORT per process); a bare
+# Procfile launcher (Heroku style) gives PORT.
+_port = os.environ.get("CPAAS_HTTP_PORT") or os.environ.get("PORT", "8080")
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{_port}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "4"))
