@@ -35,13 +35,14 @@ def warm_up() -> None:
     _context()
 
 
-def render_speech(plan: Plan, media_dir: Path) -> Plan:
+def render_speech(plan: Plan, media_dir: Path, backend_name: str = tts.DEFAULT_BACKEND) -> Plan:
     """Replace every Say with a Play of its rendered audio.
 
     Secret text (an OTP) goes to a per-call file listed in ``ephemeral_files`` (the
     engine deletes it when the call ends); other text is cached by its parameters.
     """
     verbs, ephemeral = [], list(plan.ephemeral_files)
+    backend = tts.get_backend(backend_name)
     for verb in plan.verbs:
         if not isinstance(verb, Say):
             verbs.append(verb)
@@ -49,7 +50,6 @@ def render_speech(plan: Plan, media_dir: Path) -> Plan:
         prosody = tts.Prosody(voice=verb.voice, volume=verb.volume, rate=verb.rate,
                               pitch=verb.pitch, language_code=verb.language_code,
                               engine_type=verb.engine_type)
-        backend = tts.get_backend(config.load().tts)
         if verb.secret:
             folder = media_dir / "calls"
             folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def place_call(plan_json: str) -> None:
     ready = plan
     try:
         settings, engine = _context()
-        ready = render_speech(plan, settings.media_dir)
+        ready = render_speech(plan, settings.media_dir, settings.tts)
         engine.originate(ready)
         log.info("plan handed to engine", extra={"kind": plan.kind, "engine": engine.name})
     except Exception as err:  # noqa: BLE001 - reported as a failed call, never re-raised

@@ -5,6 +5,8 @@ import logging
 import time
 from typing import IO, Any
 
+import redis
+
 from cpaas import ids
 from cpaas.accounts import AuthRecord
 from cpaas.calls import plans
@@ -45,24 +47,31 @@ def enqueue(platform: Platform, plan: Plan) -> None:
     """Queue the job that hands ``plan`` to the engine.
 
     The job's arguments may hold an OTP, so neither its result nor a failure is kept.
+    Callers run this inside the transaction that stored the request, so a request that
+    could not be queued leaves no row behind.
     """
-    platform.calls_queue.enqueue(PLACE_CALL_JOB, plan.to_json(), result_ttl=0, failure_ttl=0,
-                                 job_timeout=120)
+    try:
+        platform.calls_queue.enqueue(PLACE_CALL_JOB, plan.to_json(), result_ttl=0, failure_ttl=0,
+                                     job_timeout=120)
+    except redis.RedisError:
+        log.exception("call could not be queued")
+        raise ApiError(503, "the call could not be queued; try again shortly") from None
 
 
 def click2call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -> str:
     """Store the request, compile the plan, queue it; returns the request_id."""
     request_id = ids.request_id()
     option = data["recording_option"]
-    _record_request(account.id, request_id, "c2c", agent_number=data["agent_number"],
-                    customer_number=data["destination_number"], caller_id=data["caller_id"],
-                    recording_option=option, transcript=data["transcript"],
-                    destination_context="click2call", call_direction="outbound-api")
     plan = plans.click2call(request_id, account.id, data["agent_number"],
                             data["destination_number"], data["caller_id"], option,
                             recording_key(account.name, request_id) if option != "off" else None,
                             platform.settings.ring_timeout)
-    enqueue(platform, plan)
+    with database.atomic():
+        _record_request(account.id, request_id, "c2c", agent_number=data["agent_number"],
+                        customer_number=data["destination_number"], caller_id=data["caller_id"],
+                        recording_option=option, transcript=data["transcript"],
+                        destination_context="click2call", call_direction="outbound-api")
+        enqueue(platform, plan)
     return request_id
 
 
@@ -77,13 +86,15 @@ def outbound_call(platform: Platform, account: AuthRecord, data: dict[str, Any])
                        {"announce_template_id": [f"template is {template.status}"]})
     prosody = Prosody.from_request(data)
     request_id = ids.request_id()
-    _record_request(account.id, request_id, "otp", agent_number="",
-                    customer_number=data["customer_number"], caller_id=data["caller_id"],
-                    recording_option="off", transcript="off", destination_context="otp",
-                    call_direction="outbound-api")
-    enqueue(platform, plans.otp(request_id, account.id, data["customer_number"], data["caller_id"],
-                                template.template_text, data["otp"], prosody, data["repeat"],
-                                platform.settings.ring_timeout))
+    plan = plans.otp(request_id, account.id, data["customer_number"], data["caller_id"],
+                     template.template_text, data["otp"], prosody, data["repeat"],
+                     platform.settings.ring_timeout)
+    with database.atomic():
+        _record_request(account.id, request_id, "otp", agent_number="",
+                        customer_number=data["customer_number"], caller_id=data["caller_id"],
+                        recording_option="off", transcript="off", destination_context="otp",
+                        call_direction="outbound-api")
+        enqueue(platform, plan)
     return request_id
 
 

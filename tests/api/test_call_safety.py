@@ -122,3 +122,17 @@ def test_click2call_accepts_the_spec_example_and_queues_one_plan(api, settings):
 def test_modify_call_needs_a_target_for_transfers(api):
     r = api.post("/api/modify_call", {"channel": "PJSIP/agent-1a2b3c4d", "modify_type": "1"})
     assert r.status_code == 400 and "transfer_to" in body(r)["errors"]
+
+
+def test_a_call_that_cannot_be_queued_is_503_and_leaves_nothing(app, settings):
+    import dataclasses
+
+    from cpaas.app import create_app
+    from tests.api.conftest import SECRETS
+    from tests.servers import free_port
+
+    broken = create_app(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    r = broken.test_client().post("/api/click2call", json=CLICK2CALL,
+                                  headers={"account": "account_1", "auth": SECRETS["account_1"]})
+    assert r.status_code == 503 and body(r)["success"] == "false"
+    assert CallRequest.select().count() == 0
