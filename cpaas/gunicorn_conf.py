@@ -13,3 +13,8 @@ threads = int(os.environ.get("WEB_THREADS", "4"))
 timeout = int(os.environ.get("WEB_TIMEOUT", "900"))
 keepalive = 5
 accesslog = None
+
+
+def post_worker_init(worker) -> None:
+    """Open the database pool and Redis before the first real request arrives."""
+    worker.wsgi.test_client().get("/healthz")

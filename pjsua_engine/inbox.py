@@ -53,13 +53,15 @@ class Inbox(threading.Thread):
     """Pops plans and commands; puts ``("plan", Plan, n)`` and ``("cmd", raw)`` on a queue."""
 
     def __init__(self, r: redis.Redis, worker_id: str, slots: Slots, reporter: Reporter,
-                 on_start: Callable[[], None] | None = None) -> None:
+                 on_start: Callable[[], None] | None = None,
+                 wake: Callable[[], None] | None = None) -> None:
         super().__init__(name="inbox", daemon=True)
         self.r = r
         self.worker_id = worker_id
         self.slots = slots
         self.reporter = reporter
         self.on_start = on_start
+        self.wake = wake or (lambda: None)
         self.items: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self._halt = threading.Event()
 
@@ -88,6 +90,7 @@ class Inbox(threading.Thread):
             key, raw = item[0].decode(), item[1]
             if key == cmd_key:
                 self.items.put(("cmd", raw))
+                self.wake()
             elif self._halt.is_set():
                 self.r.lpush(key, raw)   # shutting down: leave it to another worker
             else:
@@ -112,3 +115,4 @@ class Inbox(threading.Thread):
         # Snapshot first, so a crash from here on is still reaped by the pool.
         self.reporter.snapshot(plan, {}, "")
         self.items.put(("plan", plan, n))
+        self.wake()
