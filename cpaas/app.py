@@ -57,9 +57,13 @@ def create_app(settings: config.Settings | None = None) -> Flask:
         auth.authenticate(limiter)
         database.connect(reuse_if_open=True)
 
+    pooled = db.dialect_of(database) == "postgresql"
+
     @app.teardown_request
     def _end(exc: BaseException | None) -> None:
-        if not database.is_closed():
+        # A PostgreSQL connection goes back to the pool; a SQLite one stays open in its
+        # thread (opening one and setting its pragmas would cost more than the request).
+        if pooled and not database.is_closed():
             database.close()
 
     @app.after_request

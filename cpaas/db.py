@@ -26,11 +26,14 @@ def open_database(url: str) -> peewee.Database:
         path = Path(url[len("sqlite:///"):])
         path.parent.mkdir(parents=True, exist_ok=True)
         # WAL lets the API read while the events process writes; busy_timeout makes
-        # writers queue instead of failing with "database is locked".
+        # writers queue instead of failing with "database is locked". Every transaction
+        # here writes, so it takes the write lock at BEGIN (IMMEDIATE): a deferred one
+        # that reads first fails at once, busy_timeout or not, when another writer
+        # commits between its read and its write.
         return peewee.SqliteDatabase(str(path), pragmas={
             "journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1,
             "busy_timeout": 10000, "cache_size": -64000,
-        }, check_same_thread=False)
+        }, check_same_thread=False, lock_type="IMMEDIATE")
     if parsed.scheme in ("postgres", "postgresql"):
         # A pool per process: a request borrows a connection instead of opening one.
         pooled = "postgresql+pool://" + url.split("://", 1)[1]
