@@ -132,6 +132,9 @@ def setup(args: argparse.Namespace) -> None:
                 r.raise_for_status()
                 return number
 
+            # The first requests warm each gunicorn, RQ and engine process; they are sent
+            # at the same pace and left out of the figures.
+            _paced(10, args.warmup, send)
             numbers = _paced(10, args.requests, send)
             time.sleep(3)
             latencies = [(invites.first[n] - sent[n]) * 1000 for n in numbers if n in invites.first]
@@ -150,7 +153,7 @@ def load(args: argparse.Namespace) -> None:
     rate, count = 20, 20 * args.seconds
     with workdir("cpaas-bench-calls") as folder, servers.redis_server() as redis_url, \
             servers.postgres_server() as db_url, \
-            launcher.platform(folder / "data", redis_url, db_url, hold=5, engine_workers=36,
+            launcher.platform(folder / "data", redis_url, db_url, hold=5, engine_workers=40,
                               rq_workers=3, web=True) as running:
         base = running.base_url
         template = _template(base)
@@ -188,6 +191,12 @@ def load(args: argparse.Namespace) -> None:
                      "peak live legs", "median call s"],
                     [(count, offered, len(accepted), len(cdrs), answered, count - answered,
                       peak["legs"], percentile(durations, 50))])
+        outcomes: dict[tuple[str, str], int] = {}
+        for c in cdrs.values():
+            key = (c["dial_status"], c["hangup_cause"])
+            outcomes[key] = outcomes.get(key, 0) + 1
+        print_table("outcomes", ["dial_status", "hangup_cause", "calls"],
+                    [(*k, v) for k, v in sorted(outcomes.items(), key=lambda kv: -kv[1])])
         _report_resources(running, cpu)
         platform_cpu = sum(v for k, v in cpu.items() if k.endswith("_cpu_s"))
         print(f"platform CPU: {platform_cpu / cpu['wall_s'] / 2 * 100:.0f}% of the 2 cores; "
@@ -236,7 +245,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
-    sub.add_parser("setup").add_argument("--requests", type=int, default=300)
+    setup_parser = sub.add_parser("setup")
+    setup_parser.add_argument("--requests", type=int, default=300)
+    setup_parser.add_argument("--warmup", type=int, default=30)
     sub.add_parser("load").add_argument("--seconds", type=int, default=60)
     sub.add_parser("hold").add_argument("--calls", type=int, default=100)
     args = parser.parse_args()

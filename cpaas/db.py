@@ -6,7 +6,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import peewee
-from playhouse.db_url import connect
+from playhouse.db_url import parse
+from playhouse.pool import PooledPostgresqlDatabase
 
 #: Every model binds to this proxy; :func:`init` points it at the real database.
 database = peewee.DatabaseProxy()
@@ -36,9 +37,32 @@ def open_database(url: str) -> peewee.Database:
         }, check_same_thread=False, lock_type="IMMEDIATE")
     if parsed.scheme in ("postgres", "postgresql"):
         # A pool per process: a request borrows a connection instead of opening one.
-        pooled = "postgresql+pool://" + url.split("://", 1)[1]
-        return connect(pooled, max_connections=32, stale_timeout=300, timeout=10)
+        return _Pool(**parse(url.replace("postgres://", "postgresql://", 1)),
+                     max_connections=32, stale_timeout=300, timeout=10)
     raise ValueError(f"unsupported DATABASE_URL scheme: {parsed.scheme!r}")
+
+
+class _Pool(PooledPostgresqlDatabase):
+    """The PostgreSQL pool, without a ``SELECT 1`` round trip on every checkout.
+
+    A connection returned to the pool is trusted by its local state: closed, or in an
+    unknown transaction state, means dead; a transaction left open is rolled back. A
+    connection the server dropped meanwhile fails its first query, which peewee reports
+    and the next checkout replaces.
+    """
+
+    def _is_closed(self, conn) -> bool:  # type: ignore[override]
+        if conn.closed:
+            return True
+        status = self._adapter.txn_status(conn)
+        if status == self._adapter.txn_unknown:
+            return True
+        if status != self._adapter.txn_idle:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001 - any failure means the connection is unusable
+                return True
+        return False
 
 
 def init(url: str) -> peewee.Database:

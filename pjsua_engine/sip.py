@@ -8,6 +8,7 @@ inside a pjsua callback (where re-entering the library is easy to get wrong).
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -116,6 +117,11 @@ class _Account(pj.Account):
         self.refused.append(call)
 
 
+#: pjsua's "too many calls" status, and how long a dial waits for a slot to be freed.
+PJ_ETOOMANY = 70010
+SLOT_WAIT = 5.0
+
+
 class SipStack:
     """The Endpoint, its UDP transport and its Account, owned by the main thread."""
 
@@ -186,12 +192,25 @@ class SipStack:
         return acfg
 
     def make_call(self, uri: str, caller_id: str, owner: Any, sink: deque[Notice]) -> SipCall:
-        """Send an INVITE to ``uri`` with ``caller_id`` as the From user."""
-        call = SipCall(self.account, owner, sink)
+        """Send an INVITE to ``uri`` with ``caller_id`` as the From user.
+
+        A call that has just disconnected keeps its pjsua slot until pjsua finishes with
+        it, a few poll rounds later; the slot it frees may already be promised to the
+        next plan. So a full table (PJ_ETOOMANY) is waited out briefly, polling events
+        (callbacks only queue notices, so polling here is safe), before it is an error.
+        """
         prm = pj.CallOpParam(True)
         prm.txOption.localUri = f"sip:{caller_id}@{self.host}:{self.port}"
-        call.makeCall(uri, prm)
-        return call
+        deadline = time.monotonic() + SLOT_WAIT
+        while True:
+            call = SipCall(self.account, owner, sink)
+            try:
+                call.makeCall(uri, prm)
+                return call
+            except pj.Error as exc:
+                if exc.status != PJ_ETOOMANY or time.monotonic() > deadline:
+                    raise
+            self.ep.libHandleEvents(20)
 
     def handle_events(self, msec: int) -> None:
         """Poll SIP sockets and timers for up to ``msec`` milliseconds."""
