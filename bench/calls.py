@@ -153,7 +153,7 @@ def load(args: argparse.Namespace) -> None:
     rate, count = 20, 20 * args.seconds
     with workdir("cpaas-bench-calls") as folder, servers.redis_server() as redis_url, \
             servers.postgres_server() as db_url, \
-            launcher.platform(folder / "data", redis_url, db_url, hold=5, engine_workers=40,
+            launcher.platform(folder / "data", redis_url, db_url, hold=5, engine_workers=args.engine_workers,
                               rq_workers=3, web=True) as running:
         base = running.base_url
         template = _template(base)
@@ -248,7 +248,9 @@ def main() -> None:
     setup_parser = sub.add_parser("setup")
     setup_parser.add_argument("--requests", type=int, default=300)
     setup_parser.add_argument("--warmup", type=int, default=30)
-    sub.add_parser("load").add_argument("--seconds", type=int, default=60)
+    load_parser = sub.add_parser("load")
+    load_parser.add_argument("--seconds", type=int, default=60)
+    load_parser.add_argument("--engine-workers", type=int, default=60)
     sub.add_parser("hold").add_argument("--calls", type=int, default=100)
     args = parser.parse_args()
     {"setup": setup, "load": load, "hold": hold}[args.mode](args)
