@@ -235,14 +235,8 @@ def _fields_json(fields: dict[str, str], keys: dict[str, str]) -> str:
 
 
 def _merge_contacts(contacts: list[tuple[str, str, dict[str, str]]]) -> list[tuple[str, str, str]]:
-    """(number, name, fields JSON) rows, merged exactly as ``service.upsert_contacts`` does."""
-    merged: dict[str, tuple[str, dict[str, str]]] = {}
-    for number, name, fields in contacts:
-        if number in merged:
-            old_name, old_fields = merged[number]
-            merged[number] = (name or old_name, {**old_fields, **fields})
-        else:
-            merged[number] = (name, fields)
+    """(number, name, fields JSON) rows, merged as ``service.upsert_contacts`` merges them."""
+    merged = service.merge_contacts(contacts)
     keys: dict[str, str] = {}
     return [(number, name, _fields_json(fields, keys)) for number, (name, fields) in merged.items()]
 

@@ -52,12 +52,10 @@ def own_dnd_list(account_id: str, dnd_list_id: str, field: str = "dnd_list_id") 
         raise NotFound(field, "DND list")
 
 
-def upsert_contacts(list_id: str, contacts: Iterable[tuple[str, str, dict[str, str]]]) -> int:
-    """Store (number, name, fields) rows into a list; a number already there is updated.
-
-    Duplicates inside ``contacts`` are merged (the last one wins, fields combined).
-    Returns how many distinct contacts were stored. The caller provides the transaction.
-    """
+def merge_contacts(contacts: Iterable[tuple[str, str, dict[str, str]]]
+                   ) -> dict[str, tuple[str, dict[str, str]]]:
+    """number → (name, fields) with duplicates merged: a later name wins unless empty,
+    fields are combined (later values win)."""
     merged: dict[str, tuple[str, dict[str, str]]] = {}
     for number, name, fields in contacts:
         if number in merged:
@@ -65,6 +63,16 @@ def upsert_contacts(list_id: str, contacts: Iterable[tuple[str, str, dict[str, s
             merged[number] = (name or old_name, {**old_fields, **fields})
         else:
             merged[number] = (name, fields)
+    return merged
+
+
+def upsert_contacts(list_id: str, contacts: Iterable[tuple[str, str, dict[str, str]]]) -> int:
+    """Store (number, name, fields) rows into a list; a number already there is updated.
+
+    Duplicates inside ``contacts`` are merged (:func:`merge_contacts`). Returns how many
+    distinct contacts were stored. The caller provides the transaction.
+    """
+    merged = merge_contacts(contacts)
     if not merged:
         return 0
     rows = [{"list_id": list_id, "number": number, "name": name,
