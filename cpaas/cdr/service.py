@@ -2,8 +2,7 @@
 
 Speed (bench/cdr_query.py): CDR lists are read as plain rows (no model objects; on
 PostgreSQL without peewee's per-value conversion, which leaves psycopg2's values as they
-are) and shaped by :func:`as_dict` itself, with each day's date prefix formatted once
-(:func:`_http_date`). A page deep into a range (``offset``) first finds where it starts
+are) and shaped by :func:`as_dict` itself. A page deep into a range (``offset``) first finds where it starts
 on the ``(account_id, call_date, id)`` index alone, then reads just its rows.
 """
 from __future__ import annotations
@@ -22,31 +21,15 @@ from cpaas.models import Cdr, CdrStats
 from cpaas.telephony import live
 from cpaas.validation import http_date
 
-_EPOCH = http_date(None)
-_DAY_PREFIX: dict[tuple[int, int, int], str] = {}
-
-
-def _http_date(value: datetime | None) -> str:
-    """:func:`cpaas.validation.http_date`, with each day's ``"Tue, 11 Jul 2023 "`` made once."""
-    if value is None:
-        return _EPOCH
-    key = (value.year, value.month, value.day)
-    prefix = _DAY_PREFIX.get(key)
-    if prefix is None:
-        if len(_DAY_PREFIX) > 20_000:
-            _DAY_PREFIX.clear()
-        prefix = _DAY_PREFIX[key] = value.strftime("%a, %d %b %Y ")
-    return prefix + "%02d:%02d:%02d GMT" % (value.hour, value.minute, value.second)
-
 
 def as_dict(row: Cdr) -> dict[str, Any]:
     """A CDR in the spec's shape; every row carries the same keys."""
     return {
         "account_id": row.account_id,
         "agent_number": row.agent_number,
-        "answer": _http_date(row.answer_at),
+        "answer": http_date(row.answer_at),
         "billsec": row.billsec,
-        "call_date": _http_date(row.call_date),
+        "call_date": http_date(row.call_date),
         "call_direction": row.call_direction,
         "call_duration": row.call_duration,
         "call_status": row.call_status,
@@ -56,7 +39,7 @@ def as_dict(row: Cdr) -> dict[str, Any]:
         "dial_status": row.dial_status,
         "dialed_number": row.dialed_number,
         "dtmf_inputs": row.dtmf_inputs,
-        "end": _http_date(row.end_at),
+        "end": http_date(row.end_at),
         "hangup_cause": row.hangup_cause,
         "id": row.id,
         "is_dnd": str(row.is_dnd),
