@@ -18,6 +18,7 @@ import redis
 
 from cpaas.telephony.events import EVENT_STREAM, EngineEvent
 from pjsua_engine import keys
+from tests.launcher import wait_for as wait_until  # one polling helper for all tests
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -39,18 +40,6 @@ def free_udp_ports(count: int, lo: int = 20000, hi: int = 29000) -> int:
         if all(_udp_free(base + i) for i in range(count)):
             return base
     raise RuntimeError("no free UDP ports")
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str,
-               interval: float = 0.05) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class EventLog:
