@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import subprocess
 import time
 from collections.abc import Iterable
+
+from cpaas.telephony.audio import riff_size
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,9 @@ def wav_complete(path: str) -> bool:
     """
     try:
         size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(12)
     except OSError:
         return False
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return False
-    return struct.unpack("<I", head[4:8])[0] == size - 8
+    return riff_size(path) == size - 8
 
 
 def wait_complete(paths: Iterable[str], timeout: float = 10.0) -> bool:

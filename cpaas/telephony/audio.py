@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -237,14 +238,22 @@ def silence(seconds: float, dst: PathLike) -> Path:
     )
 
 
-def is_audio_wav(path: PathLike) -> bool:
-    """Whether ``path`` is a RIFF/WAVE file sox can read, holding at least one sample."""
+def riff_size(path: PathLike) -> int | None:
+    """The size a RIFF/WAVE header declares (file size - 8 when complete); None if
+    ``path`` is unreadable or not RIFF/WAVE."""
     try:
         with open(path, "rb") as fh:
             header = fh.read(12)
     except OSError:
-        return False
+        return None
     if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+        return None
+    return struct.unpack("<I", header[4:8])[0]
+
+
+def is_audio_wav(path: PathLike) -> bool:
+    """Whether ``path`` is a RIFF/WAVE file sox can read, holding at least one sample."""
+    if riff_size(path) is None:
         return False
     try:
         fmt = info(path)
