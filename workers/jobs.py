@@ -47,9 +47,8 @@ def render_speech(plan: Plan, media_dir: Path, backend_name: str = tts.DEFAULT_B
         if not isinstance(verb, Say):
             verbs.append(verb)
             continue
-        prosody = tts.Prosody(voice=verb.voice, volume=verb.volume, rate=verb.rate,
-                              pitch=verb.pitch, language_code=verb.language_code,
-                              engine_type=verb.engine_type)
+        prosody = tts.Prosody(**{f.name: getattr(verb, f.name)
+                                 for f in dataclasses.fields(tts.Prosody)})
         if verb.secret:
             folder = media_dir / "calls"
             folder.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,8 @@
 """Compile call requests into engine-neutral call plans."""
 from __future__ import annotations
 
+import dataclasses
+
 from cpaas.telephony.plans import Bridge, Dial, Hangup, Plan, Record, Say
 from cpaas.telephony.tts import Prosody, speak_digits
 
@@ -36,8 +38,6 @@ def otp(request_id: str, account_id: str, customer: str, caller_id: str, templat
     """Dial the customer, speak the template with the code digit by digit ``repeat``
     times, hang up. The spoken text is secret: rendered per call, never cached."""
     text = template_text.replace("{otp}", speak_digits(code))
-    say = Say("customer", text, voice=prosody.voice, volume=prosody.volume, rate=prosody.rate,
-              pitch=prosody.pitch, language_code=prosody.language_code,
-              engine_type=prosody.engine_type, times=repeat, secret=True)
+    say = Say("customer", text, times=repeat, secret=True, **dataclasses.asdict(prosody))
     return Plan(request_id, account_id, "otp",
                 [Dial("customer", customer, caller_id, ring_timeout), say, Hangup()], max_legs=1)

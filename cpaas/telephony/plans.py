@@ -68,7 +68,8 @@ class Play:
 @dataclass(frozen=True)
 class Say:
     """Speak text with TTS. Never reaches an engine: the call job renders it to an
-    audio file first and replaces it with :class:`Play` (see ``Plan.rendered``)."""
+    audio file first and replaces it with :class:`Play`. The voice fields are those of
+    ``cpaas.telephony.tts.Prosody`` (same names), kept flat so plans stay plain JSON."""
 
     leg: Role
     text: str
