@@ -5,6 +5,11 @@ from typing import Any
 
 from flask import Response, json
 
+from cpaas.jsontext import JsonArray
+
+#: Stands in for a pre-encoded value while the rest of the envelope is encoded.
+_SLOT = "\x00json:{}\x00"
+
 
 def ok(**fields: Any) -> Response:
     """A 200 success envelope carrying ``fields``."""
@@ -25,7 +30,14 @@ def failure(status: int, message: str, errors: dict[str, list[str]] | None = Non
 
 
 def _respond(body: dict[str, Any], status: int) -> Response:
-    return Response(json.dumps({"response": body}), status=status, mimetype="application/json")
+    raw = {name: value for name, value in body.items() if isinstance(value, JsonArray)}
+    for name in raw:
+        body[name] = _SLOT.format(name)
+    text = json.dumps({"response": body})
+    for name, value in raw.items():
+        # The slot's encoding (NUL escaped) cannot occur in any other value we send.
+        text = text.replace(json.dumps(_SLOT.format(name)), value.text, 1)
+    return Response(text, status=status, mimetype="application/json")
 
 
 class ApiError(Exception):

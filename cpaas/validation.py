@@ -241,23 +241,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-_DAY_PREFIX: dict[tuple[int, int, int], str] = {}
-
-
 def http_date(value: datetime | None) -> str:
     """The spec's date format, ``Tue, 11 Jul 2023 09:00:00 GMT``; epoch for None.
 
-    A CDR page formats three dates per row, so each day's ``"Tue, 11 Jul 2023 "`` is
-    made once (bounded cache) and only the time is formatted per call.
+    (CDR lists format their dates in SQL the same way: see :mod:`cpaas.cdr.service`.)
     """
-    value = value or datetime(1970, 1, 1)
-    key = (value.year, value.month, value.day)
-    prefix = _DAY_PREFIX.get(key)
-    if prefix is None:
-        if len(_DAY_PREFIX) > 20_000:
-            _DAY_PREFIX.clear()
-        prefix = _DAY_PREFIX[key] = value.strftime("%a, %d %b %Y ")
-    return prefix + "%02d:%02d:%02d GMT" % (value.hour, value.minute, value.second)
+    return (value or datetime(1970, 1, 1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
 def retry_statuses(value: Any) -> list[str]:

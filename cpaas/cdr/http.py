@@ -7,12 +7,13 @@ from cpaas.campaigns.service import get_campaign
 from cpaas.cdr import schemas, service
 from cpaas.envelope import ok
 from cpaas.http import caller, json_body, route
+from cpaas.jsontext import JsonArray
 from cpaas.platform import platform
 
 bp = Blueprint("cdr", __name__)
 
 
-def _found(result: list) -> Response:
+def _found(result: JsonArray) -> Response:
     return ok(message="cdr found" if result else "no cdr found", result=result)
 
 

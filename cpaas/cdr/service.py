@@ -1,80 +1,105 @@
 """CDR queries and statistics (no Flask here).
 
-Speed (bench/cdr_query.py): CDR lists are read as plain rows (no model objects; on
-PostgreSQL without peewee's per-value conversion, which leaves psycopg2's values as they
-are) and shaped by :func:`as_dict` itself. A page deep into a range (``offset``) first finds where it starts
-on the ``(account_id, call_date, id)`` index alone, then reads just its rows.
+Speed (bench/cdr_query.py): a CDR list is encoded by the database, one JSON object per
+row in the spec's shape, dates formatted in SQL; Python only joins the rows' texts, so a
+page of 1000 costs no per-value conversion or encoding here. A page deep into a range
+(``offset``) first finds where it starts on the ``(account_id, call_date, id)`` index
+alone, then reads just its rows.
 """
 from __future__ import annotations
 
-from collections import namedtuple
 from datetime import date, datetime, time, timedelta
-from typing import Any, Iterable
+from functools import lru_cache
 
 import peewee
 import redis
-from peewee import Tuple
+from peewee import SQL, Tuple
 
 from cpaas.cdr.writer import COUNTERS
 from cpaas.db import database
+from cpaas.jsontext import JsonArray
 from cpaas.models import Cdr, CdrStats
 from cpaas.telephony import live
-from cpaas.validation import http_date
+
+#: The spec's CDR keys (plus ``hangup_cause``), each with its column; ``None`` marks a
+#: date, sent as ``Tue, 11 Jul 2023 09:00:00 GMT`` (the epoch when there is none).
+_KEYS: tuple[tuple[str, str], ...] = (
+    ("account_id", "account_id"), ("agent_number", "agent_number"), ("answer", "answer_at"),
+    ("billsec", "billsec"), ("call_date", "call_date"), ("call_direction", "call_direction"),
+    ("call_duration", "call_duration"), ("call_status", "call_status"),
+    ("caller_id", "caller_id"), ("customer_number", "customer_number"),
+    ("destination_context", "destination_context"), ("dial_status", "dial_status"),
+    ("dialed_number", "dialed_number"), ("dtmf_inputs", "dtmf_inputs"), ("end", "end_at"),
+    ("hangup_cause", "hangup_cause"), ("id", "id"), ("is_dnd", "is_dnd"),
+    ("list_id", "list_id"), ("recording_name", "recording_name"),
+    ("request_id", "request_id"), ("uniqueid", "uniqueid"),
+)
+_DATES = {"answer_at", "call_date", "end_at"}
 
 
-def as_dict(row: Cdr) -> dict[str, Any]:
-    """A CDR in the spec's shape; every row carries the same keys."""
-    return {
-        "account_id": row.account_id,
-        "agent_number": row.agent_number,
-        "answer": http_date(row.answer_at),
-        "billsec": row.billsec,
-        "call_date": http_date(row.call_date),
-        "call_direction": row.call_direction,
-        "call_duration": row.call_duration,
-        "call_status": row.call_status,
-        "caller_id": row.caller_id,
-        "customer_number": row.customer_number,
-        "destination_context": row.destination_context,
-        "dial_status": row.dial_status,
-        "dialed_number": row.dialed_number,
-        "dtmf_inputs": row.dtmf_inputs,
-        "end": http_date(row.end_at),
-        "hangup_cause": row.hangup_cause,
-        "id": row.id,
-        "is_dnd": str(row.is_dnd),
-        "list_id": row.list_id,
-        "recording_name": row.recording_name,
-        "request_id": row.request_id,
-        "uniqueid": row.uniqueid,
-    }
+def _pg_date(column: str) -> str:
+    # to_char's day and month names are English whatever the server's locale (no TM).
+    return (f"to_char(coalesce({column}, 'epoch'::timestamp), "
+            "'Dy, DD Mon YYYY HH24:MI:SS \"GMT\"')")
 
 
-#: A CDR row as a tuple with the model's field names: what ``Cdr.select()`` returns,
-#: readable by :func:`as_dict` like a model object.
-_Row = namedtuple("_Row", [f.name for f in Cdr._meta.sorted_fields])  # type: ignore[misc]
+def _sqlite_date(column: str) -> str:
+    d = f"coalesce({column}, '1970-01-01 00:00:00')"
+    return (f"substr('SunMonTueWedThuFriSat', 1 + 3 * strftime('%w', {d}), 3) || ', ' || "
+            f"strftime('%d', {d}) || ' ' || "
+            f"substr('JanFebMarAprMayJunJulAugSepOctNovDec', 3 * strftime('%m', {d}) - 2, 3)"
+            f" || strftime(' %Y %H:%M:%S GMT', {d})")
 
 
-def _rows(query: peewee.ModelSelect) -> Iterable[tuple]:
-    """The query's rows as tuples of the values the model's fields would hold.
+def _pg_row_json() -> str:
+    # One concat() call per row with every value escaped by to_json: about twice as fast
+    # as json_build_object, whose variadic arguments are inspected again on every row.
+    parts = []
+    for n, (key, column) in enumerate(_KEYS):
+        name = ("{" if n == 0 else ",") + f'"{key}":'
+        if column in _DATES:
+            parts += [f"'{name}\"'", _pg_date(column), "'\"'"]
+        elif column == "is_dnd":   # the spec sends it as a string ("0")
+            parts += [f"'{name}\"'", column, "'\"'"]
+        elif column == "id":
+            parts += [f"'{name}'", column]
+        elif column in ("billsec", "call_duration"):
+            parts += [f"'{name}'", f"coalesce({column}::text, 'null')"]
+        else:
+            parts += [f"'{name}'", f"coalesce(to_json({column}), 'null')"]
+    return f"concat({', '.join(parts)}, '}}')"
 
-    psycopg2 already returns exactly those (str, int, float, datetime, None: each
-    field's conversion leaves them as they are), so PostgreSQL rows skip the per-value
-    conversion; other databases (SQLite keeps timestamps as text) get peewee's.
-    """
-    if isinstance(database.obj, peewee.PostgresqlDatabase):
-        return database.execute(query).fetchall()
-    return query.tuples()
+
+def _sqlite_row_json() -> str:
+    values = []
+    for key, column in _KEYS:
+        if column in _DATES:
+            expr = _sqlite_date(column)
+        elif column == "is_dnd":
+            expr = f"CAST({column} AS TEXT)"
+        else:
+            expr = column
+        values.append(f"'{key}', {expr}")
+    return f"json_object({', '.join(values)})"
 
 
-def _as_dicts(query: peewee.ModelSelect) -> list[dict[str, Any]]:
-    """:func:`as_dict` of every row of ``Cdr.select()…`` (all fields, model order)."""
-    make = _Row._make
-    return [as_dict(make(row)) for row in _rows(query)]
+@lru_cache(maxsize=2)
+def _row_json(postgres: bool) -> SQL:
+    """The select expression giving one CDR row as JSON text, for one SQL dialect."""
+    return SQL(_pg_row_json() if postgres else _sqlite_row_json())
+
+
+def _page(where: peewee.Expression, order: tuple) -> peewee.ModelSelect:
+    return Cdr.select(_row_json(isinstance(database.obj, peewee.PostgresqlDatabase))) \
+        .where(where).order_by(*order)
+
+
+def _json_rows(query: peewee.ModelSelect) -> JsonArray:
+    return JsonArray.of(row[0] for row in database.execute(query).fetchall())
 
 
 def by_date(account_id: str, start: date, end: date, count: int, offset: int,
-            after_id: int | None = None) -> list[dict[str, Any]]:
+            after_id: int | None = None) -> JsonArray:
     """CDRs whose call_date falls on ``start``..``end`` (UTC, inclusive), in
     (call_date, id) order. ``after_id`` continues after that row (keyset paging,
     fast at any depth); ``offset`` then skips within what follows."""
@@ -94,22 +119,19 @@ def by_date(account_id: str, start: date, end: date, count: int, offset: int,
         first = (Cdr.select(Cdr.call_date, Cdr.id).where(where).order_by(Cdr.call_date, Cdr.id)
                  .offset(offset).limit(1))
         where &= Tuple(Cdr.call_date, Cdr.id) >= first
-    query = Cdr.select().where(where).order_by(Cdr.call_date, Cdr.id).limit(count)
-    return _as_dicts(query)
+    return _json_rows(_page(where, (Cdr.call_date, Cdr.id)).limit(count))
 
 
-def by_request(account_id: str, request_id: str) -> list[dict[str, Any]]:
+def by_request(account_id: str, request_id: str) -> JsonArray:
     """Every CDR of one request."""
-    query = (Cdr.select().where((Cdr.account_id == account_id) & (Cdr.request_id == request_id))
-             .order_by(Cdr.id))
-    return _as_dicts(query)
+    return _json_rows(_page((Cdr.account_id == account_id) & (Cdr.request_id == request_id),
+                            (Cdr.id,)))
 
 
-def by_campaign(account_id: str, campaign_id: str) -> list[dict[str, Any]]:
+def by_campaign(account_id: str, campaign_id: str) -> JsonArray:
     """Every CDR of one campaign (the caller has checked the campaign is the account's)."""
-    query = (Cdr.select().where((Cdr.account_id == account_id) & (Cdr.campaign_id == campaign_id))
-             .order_by(Cdr.id))
-    return _as_dicts(query)
+    return _json_rows(_page((Cdr.account_id == account_id) & (Cdr.campaign_id == campaign_id),
+                            (Cdr.id,)))
 
 
 def statistics(account_id: str, campaign_id: str = "") -> dict[str, list[int]]:

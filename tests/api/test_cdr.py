@@ -84,6 +84,29 @@ def test_unanswered_call_has_epoch_answer_and_zero_billsec(api):
     assert row["dial_status"] == "NOANSWER"
 
 
+def test_dates_formatted_by_the_database_match_the_spec_format(api):
+    # Every weekday and month name, a leap day, sub-second times (truncated, as in
+    # http_date) and a missing answer time, against Python's own formatting.
+    stamps = [datetime(2024, month, 1 + month, month, 59, 59, 999_999) for month in range(1, 13)]
+    stamps += [datetime(2024, 2, 29, 23, 59, 59, 500_000), datetime(2023, 1, 1, 0, 0, 0)]
+    for stamp in stamps:
+        cdr("account_1", stamp)
+    cdr("account_1", datetime(2023, 1, 1, 0, 0, 1), "BUSY")
+    rows = ok_body(by_date(api, "2023-01-01", "2024-12-31"))["result"]
+    expected = sorted(stamps + [datetime(2023, 1, 1, 0, 0, 1)])
+    assert [r["call_date"] for r in rows] == [s.strftime("%a, %d %b %Y %H:%M:%S GMT") for s in expected]
+    assert {r["answer"] for r in rows if r["dial_status"] == "BUSY"} == {EPOCH}
+    assert {r["answer"] for r in rows if r["dial_status"] == "ANSWER"} == \
+        {(s - timedelta(seconds=7)).strftime("%a, %d %b %Y %H:%M:%S GMT") for s in stamps}
+
+
+def test_text_is_escaped_by_the_database_encoder(api):
+    awkward = 'a "quoted" \\ back\tslash, ünïcode ☎ and \u2028 line'
+    cdr("account_1", datetime(2023, 7, 7, 6, 8, 16), hangup_cause=awkward[:64])
+    [row] = ok_body(by_date(api, "2023-07-07", "2023-07-07"))["result"]
+    assert row["hangup_cause"] == awkward[:64]
+
+
 def test_no_cdr_found(api):
     inner = ok_body(by_date(api, "2023-06-13", "2023-06-17"))
     assert inner == {"message": "no cdr found", "result": [], "success": "true"}
