@@ -1,4 +1,7 @@
-"""Local files a plan owns: rendered prompts to delete and recordings to publish."""
+"""Local files a plan owns: recordings to close, merge and publish.
+
+(Per-call prompts are deleted through :mod:`cpaas.telephony.ephemeral`.)
+"""
 from __future__ import annotations
 
 import logging
@@ -10,23 +13,6 @@ from collections.abc import Iterable
 from cpaas.telephony.audio import riff_size
 
 log = logging.getLogger(__name__)
-
-
-def remove_ephemeral(paths: Iterable[str]) -> None:
-    """Delete a finished plan's one-call audio files (an OTP prompt must not linger).
-
-    Only plain absolute file paths are touched, whatever else a plan might carry.
-    """
-    for path in paths:
-        if not os.path.isabs(path) or ".." in path.split(os.sep):
-            log.warning("refusing to delete an ephemeral file", extra={"path": path})
-            continue
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            log.exception("cannot delete an ephemeral file", extra={"path": path})
 
 
 def wav_complete(path: str) -> bool:

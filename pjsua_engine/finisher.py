@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 
-from pjsua_engine.files import merge_stereo, remove_ephemeral, upload, wait_complete
+from cpaas.telephony import ephemeral
+from pjsua_engine.files import merge_stereo, upload, wait_complete
 from pjsua_engine.model import Finished, RecordingFiles
 from pjsua_engine.report import Reporter
 
@@ -65,7 +66,7 @@ class Finisher(threading.Thread):
             stored.append(rec.key)
             self.reporter.emit(done.plan, "recording.stored",
                                data={"key": rec.key, "channels": channels})
-        remove_ephemeral(done.plan.ephemeral_files)
+        ephemeral.release(self.reporter.r, done.plan.plan_id, done.plan.ephemeral_files)
         self.reporter.emit(done.plan, "plan.ended", data={
             "legs": {role: asdict(o) for role, o in done.legs.items()},
             "dtmf": done.dtmf, "recordings": stored, "cause": done.cause})

@@ -15,10 +15,9 @@ from dataclasses import asdict
 
 import redis
 
-from cpaas.telephony import live
+from cpaas.telephony import ephemeral, live
 from cpaas.telephony.events import EVENT_STREAM, EngineEvent, LegOutcome, dial_status_for
 from pjsua_engine import keys
-from pjsua_engine.files import remove_ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def reap(r: redis.Redis, worker_id: str, cause: str = CAUSE) -> int:
             legs[role] = outcome
         _emit(r, "plan.ended", plan["plan_id"], account_id, data={
             "legs": legs, "dtmf": state.get("dtmf", ""), "recordings": [], "cause": cause})
-        remove_ephemeral(plan.get("ephemeral_files", []))
+        ephemeral.release(r, plan["plan_id"], plan.get("ephemeral_files", []))
         plans += 1
         log.warning("reaped plan",
                     extra={"plan_id": plan["plan_id"], "worker": worker_id, "cause": cause})

@@ -246,6 +246,17 @@ class PlanRunner(LegActions):
             log.warning("play skipped, leg not up",
                         extra={"plan_id": self.plan.plan_id, "leg": verb.leg})
             return True
+        if verb.wait and not os.path.exists(verb.audio):
+            # A per-call prompt still being rendered by the call job (see workers.jobs).
+            yield Wait(lambda: os.path.exists(verb.audio) or leg.ended,
+                       time.monotonic() + verb.wait)
+            if leg.ended:
+                return True
+            if not os.path.exists(verb.audio):
+                log.error("prompt not ready in time", extra={"plan_id": self.plan.plan_id,
+                                                             "wait": verb.wait})
+                self.end("error")
+                return False
         player = Player()
         try:
             # Played once per round and rewound by us: a looping player would start the

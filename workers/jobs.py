@@ -1,4 +1,4 @@
-"""Call jobs: render a plan's speech, then hand the plan to the engine.
+"""Call jobs: hand a plan to the engine, rendering its speech around the dial.
 
 A job never lets an exception escape with its arguments (they may hold an OTP): any
 failure is logged without them and reported as a ``plan.ended`` event, so the call
@@ -12,9 +12,11 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
+import redis
+
 from cpaas import config, logs
 from cpaas.redis_conn import get_redis
-from cpaas.telephony import tts
+from cpaas.telephony import ephemeral, tts
 from cpaas.telephony.engine import Engine
 from cpaas.telephony.engines import get_engine
 from cpaas.telephony.events import EVENT_STREAM, EngineEvent
@@ -35,14 +37,31 @@ def warm_up() -> None:
     _context()
 
 
-def render_speech(plan: Plan, media_dir: Path, backend_name: str = tts.DEFAULT_BACKEND) -> Plan:
-    """Replace every Say with a Play of its rendered audio.
+#: How long the engine waits, once the callee has answered, for a prompt still being
+#: rendered (espeak-ng takes ~35 ms, Polly a round trip; both normally finish while the
+#: call is still ringing). Past it the plan ends with cause ``error``.
+SPEECH_WAIT = 10.0
 
-    Secret text (an OTP) goes to a per-call file listed in ``ephemeral_files`` (the
-    engine deletes it when the call ends); other text is cached by its parameters.
+
+@dataclasses.dataclass(frozen=True)
+class PendingSpeech:
+    """Secret text to render into ``path`` after the call is placed."""
+
+    text: str
+    prosody: tts.Prosody
+    path: Path
+
+
+def prepare_speech(plan: Plan, media_dir: Path,
+                   backend_name: str = tts.DEFAULT_BACKEND) -> tuple[Plan, list[PendingSpeech]]:
+    """Replace every Say with a Play of its audio.
+
+    Cacheable text is rendered now (normally a cache hit). Secret text (an OTP) gets a
+    per-call path, listed in ``ephemeral_files`` (deleted when the call ends), that is
+    rendered only after the call is placed: its Play waits for the file, so the INVITE
+    does not wait for the speech.
     """
-    verbs, ephemeral = [], list(plan.ephemeral_files)
-    backend = tts.get_backend(backend_name)
+    verbs, ephemeral_files, pending = [], list(plan.ephemeral_files), []
     for verb in plan.verbs:
         if not isinstance(verb, Say):
             verbs.append(verb)
@@ -52,31 +71,50 @@ def render_speech(plan: Plan, media_dir: Path, backend_name: str = tts.DEFAULT_B
         if verb.secret:
             folder = media_dir / "calls"
             folder.mkdir(parents=True, exist_ok=True)
-            path = tts.render_text(verb.text, prosody,
-                                   folder / f"{plan.plan_id}-{secrets.token_hex(4)}.wav", backend)
-            ephemeral.append(str(path))
+            path = folder / f"{plan.plan_id}-{secrets.token_hex(4)}.wav"
+            pending.append(PendingSpeech(verb.text, prosody, path))
+            ephemeral_files.append(str(path))
+            verbs.append(Play(verb.leg, str(path), verb.times, wait=SPEECH_WAIT))
         else:
-            path = tts.render_cached(verb.text, prosody, media_dir / "cache", backend)
-        verbs.append(Play(verb.leg, str(path), verb.times))
-    return dataclasses.replace(plan, verbs=verbs, ephemeral_files=ephemeral)
+            path = tts.render_cached(verb.text, prosody, media_dir / "cache",
+                                     tts.get_backend(backend_name))
+            verbs.append(Play(verb.leg, str(path), verb.times))
+    return dataclasses.replace(plan, verbs=verbs, ephemeral_files=ephemeral_files), pending
+
+
+def render_pending(plan: Plan, pending: list[PendingSpeech], backend_name: str,
+                   r: redis.Redis) -> None:
+    """Render the placed call's secret prompts; one whose call already ended is deleted."""
+    backend = tts.get_backend(backend_name)
+    for speech in pending:
+        try:
+            tts.render_text(speech.text, speech.prosody, speech.path, backend)
+        except Exception as err:  # noqa: BLE001 - the text may hold an OTP: never logged
+            # The engine's Play gives up after SPEECH_WAIT and ends the call.
+            log.error("prompt not rendered: %s", type(err).__name__)
+            continue
+        try:
+            ephemeral.settle(r, plan.plan_id, str(speech.path))
+        except redis.RedisError:
+            # Not knowing, keep it: the engine deletes it when the call ends.
+            log.warning("cannot check whether the call already ended")
 
 
 def place_call(plan_json: str) -> None:
-    """RQ job: prepare ``plan`` and originate it on the configured engine."""
+    """RQ job: place ``plan`` on the configured engine, then render its secret prompts."""
     plan = Plan.from_json(plan_json)
     logs.request_id_var.set(plan.plan_id)
     logs.account_id_var.set(plan.account_id)
-    ready = plan
     try:
         settings, engine = _context()
-        ready = render_speech(plan, settings.media_dir, settings.tts)
+        ready, pending = prepare_speech(plan, settings.media_dir, settings.tts)
         engine.originate(ready)
         log.info("plan handed to engine", extra={"kind": plan.kind, "engine": engine.name})
     except Exception as err:  # noqa: BLE001 - reported as a failed call, never re-raised
         log.error("call could not be placed: %s", type(err).__name__)
-        for path in ready.ephemeral_files:
-            Path(path).unlink(missing_ok=True)
         event = EngineEvent("plan.ended", plan.plan_id, plan.account_id,
                             data={"legs": {}, "dtmf": "", "recordings": [],
                                   "cause": f"not placed: {type(err).__name__}"})
         get_redis(config.load().effective_redis_url).xadd(EVENT_STREAM, event.to_fields())
+        return
+    render_pending(ready, pending, settings.tts, get_redis(settings.effective_redis_url))

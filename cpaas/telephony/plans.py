@@ -63,6 +63,9 @@ class Play:
     leg: Role
     audio: str
     times: int = 1
+    #: seconds to wait for ``audio`` to appear: a per-call prompt (an OTP) is rendered
+    #: while the call rings, so it may not exist yet when the plan starts.
+    wait: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from rq import Queue
+
+from cpaas.platform import CALLS_QUEUE
 from cpaas.telephony import audio, tts
 from tests.api.conftest import body
 from tests.launcher import wait_for
@@ -56,9 +59,16 @@ def test_otp_audio_is_deleted_when_the_call_ends(platform, api):
     assert not list(calls.glob(f"{request_id}-*.wav"))
 
 
-def test_unanswered_otp_call(platform, api):
-    cdr = platform.cdr(api, _otp(api, number("486")))
+def test_unanswered_otp_call_leaves_no_audio(platform, api):
+    request_id = _otp(api, number("486"))
+    cdr = platform.cdr(api, request_id)
     assert cdr["dial_status"] == "BUSY" and cdr["billsec"] == 0
+    # The code is rendered while the call rings; a busy number can end the call before
+    # the render is done, and the job then deletes the file itself.
+    queue = Queue(CALLS_QUEUE, connection=platform.redis)
+    wait_for(lambda: not queue.count and not queue.started_job_registry.count, 30,
+             "the call job to finish")
+    assert not list((platform.settings.media_dir / "calls").glob(f"{request_id}-*.wav"))
 
 
 def test_forty_simultaneous_otp_calls_all_complete(platform, api):

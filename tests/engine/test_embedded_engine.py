@@ -7,6 +7,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -83,6 +84,45 @@ def test_otp_plan_plays_then_hangs_up(engine: EmbeddedEngine, events: EventLog,
     assert live_leg(engine_redis, hangup.channel) is None
     assert far.invites(CUSTOMER) == 1
     assert f"From: sip:{CALLER}@" in far.messages.read_text()
+
+
+def test_play_waits_for_a_prompt_rendered_after_the_dial(engine: EmbeddedEngine, events: EventLog,
+                                                        far_end, tone: Path,
+                                                        pool: PoolInfo) -> None:
+    far_end("answer")
+    prompt = pool.workdir / "media" / f"otp-{new_id()}.wav"
+    plan = Plan(new_id(), ACCOUNT, "otp",
+                [Dial("customer", CUSTOMER, CALLER, 10), Play("customer", str(prompt), 1, wait=10),
+                 Hangup()], ephemeral_files=[str(prompt)])
+    engine.originate(plan)
+    answered = events.wait(plan.plan_id, "leg.answered")
+    time.sleep(1.0)      # the render finishing a second after the answer (normally before)
+    assert not any(e.type == "leg.hangup" for e in events.of(plan.plan_id))
+    shutil.copy(tone, prompt.with_suffix(".part"))
+    os.replace(prompt.with_suffix(".part"), prompt)
+
+    ended = events.ended(plan.plan_id)
+    leg = ended.data["legs"]["customer"]
+    assert ended.data["cause"] == "normal"
+    # Up for the wait plus the whole one-second prompt.
+    assert leg["ended_at"] - leg["answered_at"] >= 1.9
+    assert answered.data["sip_code"] == 200
+    assert not prompt.exists()
+
+
+def test_prompt_that_never_arrives_ends_the_call(engine: EmbeddedEngine, events: EventLog,
+                                                 far_end, pool: PoolInfo) -> None:
+    far_end("answer")
+    prompt = pool.workdir / "media" / f"otp-{new_id()}.wav"
+    plan = Plan(new_id(), ACCOUNT, "otp",
+                [Dial("customer", CUSTOMER, CALLER, 10), Play("customer", str(prompt), 1, wait=1),
+                 Hangup()], ephemeral_files=[str(prompt)])
+    engine.originate(plan)
+
+    ended = events.ended(plan.plan_id)
+    leg = ended.data["legs"]["customer"]
+    assert ended.data["cause"] == "error"
+    assert 0.9 <= leg["ended_at"] - leg["answered_at"] < 5
 
 
 @pytest.mark.parametrize("code,status", [(486, "BUSY"), (503, "CONGESTION"),

@@ -1,0 +1,66 @@
+"""Per-call audio files (an OTP prompt): who deletes them, and when.
+
+The call job places the call first and renders the prompt while it rings, so the file
+may appear after the engine has already finished the plan (a busy number ends in
+milliseconds). Both sides therefore follow one rule, whatever the engine:
+
+* the engine, when a plan ends: :func:`release` marks the plan ended, then deletes;
+* the job, once a file is in place: :func:`settle` deletes it if the plan has ended.
+
+Whichever of the two runs last finds the file and deletes it, so no prompt outlives its
+call and none is deleted while the call may still play it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+
+import redis
+
+log = logging.getLogger(__name__)
+
+ENDED_KEY = "cpaas:plan:{plan_id}:ended"
+#: Long past any render: the mark only has to outlive the job that renders the prompt.
+ENDED_TTL = 3600
+
+
+def _ended_key(plan_id: str) -> str:
+    return ENDED_KEY.format(plan_id=plan_id)
+
+
+def remove(paths: Iterable[str]) -> None:
+    """Delete per-call audio files; only plain absolute paths are touched."""
+    for path in paths:
+        if not os.path.isabs(path) or ".." in path.split(os.sep):
+            log.warning("refusing to delete an ephemeral file", extra={"path": path})
+            continue
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            log.exception("cannot delete an ephemeral file", extra={"path": path})
+
+
+def release(r: redis.Redis, plan_id: str, paths: Iterable[str]) -> None:
+    """Engine side: the plan has ended; mark it so, then delete its files."""
+    paths = list(paths)
+    if paths:
+        try:
+            r.set(_ended_key(plan_id), 1, ex=ENDED_TTL)
+        except redis.RedisError:
+            # Still delete what is there; only a prompt rendered later could linger.
+            log.warning("cannot mark plan ended", extra={"plan_id": plan_id})
+    remove(paths)
+
+
+def settle(r: redis.Redis, plan_id: str, path: str) -> bool:
+    """Job side: ``path`` is now in place; delete it if its plan already ended.
+
+    Returns whether the file was kept for the call.
+    """
+    if r.exists(_ended_key(plan_id)):
+        remove([path])
+        return False
+    return True
