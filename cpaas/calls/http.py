@@ -15,21 +15,21 @@ bp = Blueprint("calls", __name__)
 
 @route(bp, "/click2call", "POST", "Connect an agent and a customer", body=schemas.Click2CallSchema)
 def click2call() -> Response:
-    data = json_body(schemas.Click2CallSchema())
+    data = json_body(schemas.Click2CallSchema)
     return ok(request_id=service.click2call(platform(), caller(), data))
 
 
 @route(bp, "/outbound_call", "POST", "Call a customer and read out an OTP",
        body=schemas.OutboundCallSchema)
 def outbound_call() -> Response:
-    data = json_body(schemas.OutboundCallSchema())
+    data = json_body(schemas.OutboundCallSchema)
     return ok(request_id=service.outbound_call(platform(), caller(), data))
 
 
 @route(bp, "/announce_template", "POST", "Submit an OTP announcement template for approval",
        body=schemas.AnnounceTemplateSchema)
 def create_announce_template() -> Response:
-    data = json_body(schemas.AnnounceTemplateSchema())
+    data = json_body(schemas.AnnounceTemplateSchema)
     return ok(**service.create_template(caller().id, data["template_text"]))
 
 
@@ -46,14 +46,14 @@ def live_calls() -> Response:
 @route(bp, "/modify_call", "POST", "Transfer, hang up or record a live call",
        body=schemas.ModifyCallSchema)
 def modify_call() -> Response:
-    data = json_body(schemas.ModifyCallSchema())
+    data = json_body(schemas.ModifyCallSchema)
     return ok(message=service.modify_call(platform(), caller(), data))
 
 
 @route(bp, "/recording", "GET", "Download a call's recording (audio/wav)",
        query=schemas.RecordingQuerySchema)
 def recording() -> Response:
-    data = query_args(schemas.RecordingQuerySchema())
+    data = query_args(schemas.RecordingQuerySchema)
     name, stream = service.open_recording(platform(), caller(), data["request_id"],
                                           data.get("recording_name"))
 

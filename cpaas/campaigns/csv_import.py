@@ -243,10 +243,7 @@ def _merge_contacts(contacts: list[tuple[str, str, dict[str, str]]]) -> list[tup
 
 def _merge_dnd(contacts: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """(number, name) rows, merged exactly as ``service.upsert_dnd_contacts`` does."""
-    merged: dict[str, str] = {}
-    for number, name in contacts:
-        merged[number] = name or merged.get(number, "")
-    return list(merged.items())
+    return list(service.merge_dnd(contacts).items())
 
 
 def _copy_payload(owner: str, rows: list[tuple[str, ...]]) -> tuple[str, str]:

@@ -15,13 +15,13 @@ root_bp = Blueprint("campaigns_root", __name__)
 
 @route(bp, "/create_campaign_list", "POST", "Create a contact list", body=schemas.CreateListSchema)
 def create_campaign_list() -> Response:
-    data = json_body(schemas.CreateListSchema())
+    data = json_body(schemas.CreateListSchema)
     return ok(list_id=service.create_list(caller().id, data["list_name"]))
 
 
 @route(bp, "/add_contact_to_list", "POST", "Add contacts to a list", body=schemas.AddContactsSchema)
 def add_contact_to_list() -> Response:
-    data = json_body(schemas.AddContactsSchema())
+    data = json_body(schemas.AddContactsSchema)
     count = service.add_contacts(caller().id, data["list_id"], data["contacts"])
     return ok(message=f"({count}) contacts imported successfully")
 
@@ -34,7 +34,7 @@ def _import_response(result: csv_import.ImportResult, what: str) -> Response:
 @route(bp, "/import_broadcast_contacts_csv", "POST", "Import contacts from an uploaded CSV",
        body=schemas.ImportCsvSchema)
 def import_broadcast_contacts_csv() -> Response:
-    data = json_body(schemas.ImportCsvSchema())
+    data = json_body(schemas.ImportCsvSchema)
     account = caller()
     result = csv_import.import_contacts(platform().storage, account.id, account.name,
                                         data["list_id"], data["csv_name"])
@@ -43,14 +43,14 @@ def import_broadcast_contacts_csv() -> Response:
 
 @route(bp, "/create_campaign_dnd_list", "POST", "Create a DND list", body=schemas.CreateDndListSchema)
 def create_campaign_dnd_list() -> Response:
-    data = json_body(schemas.CreateDndListSchema())
+    data = json_body(schemas.CreateDndListSchema)
     return ok(dnd_list_id=service.create_dnd_list(caller().id, data["dnd_list_name"]))
 
 
 @route(bp, "/add_dnd_contact_to_list", "POST", "Add numbers to a DND list",
        body=schemas.AddDndContactsSchema)
 def add_dnd_contact_to_list() -> Response:
-    data = json_body(schemas.AddDndContactsSchema())
+    data = json_body(schemas.AddDndContactsSchema)
     count = service.add_dnd_contacts(caller().id, data["dnd_list_id"], data["dnd_contacts"])
     return ok(message=f"({count}) DND contacts imported successfully")
 
@@ -58,7 +58,7 @@ def add_dnd_contact_to_list() -> Response:
 @route(bp, "/import_dnd_contacts_csv", "POST", "Import DND numbers from an uploaded CSV",
        body=schemas.ImportDndCsvSchema)
 def import_dnd_contacts_csv() -> Response:
-    data = json_body(schemas.ImportDndCsvSchema())
+    data = json_body(schemas.ImportDndCsvSchema)
     account = caller()
     result = csv_import.import_dnd(platform().storage, account.id, account.name,
                                    data["dnd_list_id"], data["dnd_csv_name"])
@@ -67,7 +67,7 @@ def import_dnd_contacts_csv() -> Response:
 
 @route(bp, "/create_campaign", "POST", "Create a campaign", body=schemas.CreateCampaignSchema)
 def create_campaign() -> Response:
-    data = json_body(schemas.CreateCampaignSchema())
+    data = json_body(schemas.CreateCampaignSchema)
     account = caller()
     return ok(campaign_id=service.create_campaign(account.id, account.name, platform().storage, data))
 
@@ -79,7 +79,7 @@ def get_campaign_details() -> Response:
 
 
 def _stop() -> Response:
-    data = json_body(schemas.CampaignIdSchema())
+    data = json_body(schemas.CampaignIdSchema)
     service.stop_campaign(caller().id, data["campaign_id"])
     return ok(message="campaign stopped successfully")
 
