@@ -26,27 +26,37 @@ POP_TIMEOUT = 0.3   # seconds; also how soon freed slots are noticed
 
 
 class Slots:
-    """Free call slots of the process, shared by the reader and the main thread."""
+    """Free call slots of the process, shared by the reader and the main thread.
+
+    A slot is free when no plan has reserved it and pjsua does not still hold it for a
+    call that is over on our side (``lingering``: our BYE not answered yet).
+    """
 
     def __init__(self, total: int) -> None:
-        self._free = total
+        self._total = total
+        self._reserved = 0
+        self._lingering = 0
         self._lock = threading.Lock()
 
     @property
     def free(self) -> int:
-        """Slots not reserved by any plan."""
+        """Slots neither reserved by a plan nor still held by pjsua."""
         with self._lock:
-            return self._free
+            return self._total - self._reserved - self._lingering
 
     def reserve(self, n: int) -> None:
         """Take ``n`` slots for a plan (callers checked they are free)."""
         with self._lock:
-            self._free -= n
+            self._reserved += n
 
-    def release(self, n: int) -> None:
-        """Give back a finished plan's slots."""
+    def release(self, n: int, lingering: int | None = None) -> None:
+        """Give back a finished plan's slots and, in the same step, say how many slots
+        pjsua still holds for calls over on our side, so the reader never sees a slot
+        free that pjsua would refuse."""
         with self._lock:
-            self._free += n
+            self._reserved -= n
+            if lingering is not None:
+                self._lingering = lingering
 
 
 class Inbox(threading.Thread):

@@ -7,9 +7,11 @@ inside a pjsua callback (where re-entering the library is easy to get wrong).
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import pjsua2 as pj
@@ -118,8 +120,28 @@ class _Account(pj.Account):
 
 
 #: pjsua's "too many calls" status, and how long a dial waits for a slot to be freed.
+#: The wait blocks the whole process (every other call's signalling), so it only covers
+#: the round or two pjsua takes to free the slot of a call we have just hung up; the
+#: worker's slot accounting (:meth:`SipStack.calls_in_use`) keeps longer waits away.
 PJ_ETOOMANY = 70010
-SLOT_WAIT = 5.0
+SLOT_WAIT = 0.2
+
+
+def _pjsua_call_counter() -> Callable[[], int] | None:
+    """pjsua's own count of the call slots in use (``pjsua_call_get_count``), or None.
+
+    pjsua2 does not wrap it, but the extension module exports the C symbol. It matters
+    because pjsua reports DISCONNECTED as soon as it sends our BYE, yet keeps the slot
+    until the BYE transaction ends: a far end that never answers the BYE holds it 32 s.
+    """
+    try:
+        fn = ctypes.CDLL(pj._pjsua2.__file__).pjsua_call_get_count
+    except (AttributeError, OSError):
+        log.warning("pjsua_call_get_count not available: call slots counted by plan only")
+        return None
+    fn.restype = ctypes.c_uint
+    fn.argtypes = []
+    return fn
 
 
 class SipStack:
@@ -134,6 +156,7 @@ class SipStack:
         self.ep: pj.Endpoint | None = None
         self.account: _Account | None = None
         self._writer = _LogWriter()
+        self._call_count = _pjsua_call_counter()
 
     def start(self) -> None:
         """Create, configure and start the library; bind SIP (UDP and TCP) on ``host:port``."""
@@ -195,22 +218,33 @@ class SipStack:
         """Send an INVITE to ``uri`` with ``caller_id`` as the From user.
 
         A call that has just disconnected keeps its pjsua slot until pjsua finishes with
-        it, a few poll rounds later; the slot it frees may already be promised to the
-        next plan. So a full table (PJ_ETOOMANY) is waited out briefly, polling events
+        it, a poll round later; the slot it frees may already be promised to the next
+        plan. So a full table (PJ_ETOOMANY) is waited out briefly, polling events
         (callbacks only queue notices, so polling here is safe), before it is an error.
         """
         prm = pj.CallOpParam(True)
         prm.txOption.localUri = f"sip:{caller_id}@{self.host}:{self.port}"
-        deadline = time.monotonic() + SLOT_WAIT
+        started = time.monotonic()
+        deadline = started + SLOT_WAIT
+        retries = 0
         while True:
             call = SipCall(self.account, owner, sink)
             try:
                 call.makeCall(uri, prm)
-                return call
+                break
             except pj.Error as exc:
                 if exc.status != PJ_ETOOMANY or time.monotonic() > deadline:
                     raise
+            retries += 1
             self.ep.libHandleEvents(20)
+        if retries:
+            log.info("waited for a call slot", extra={
+                "retries": retries, "waited_ms": round((time.monotonic() - started) * 1000)})
+        return call
+
+    def calls_in_use(self) -> int | None:
+        """Call slots pjsua holds now, live or still closing (None when unknown)."""
+        return int(self._call_count()) if self._call_count is not None else None
 
     def handle_events(self, msec: int) -> None:
         """Poll SIP sockets and timers for up to ``msec`` milliseconds."""

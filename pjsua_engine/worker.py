@@ -45,6 +45,9 @@ log = logging.getLogger("pjsua_engine.worker")
 POLL_MS_BUSY = 20
 POLL_MS_IDLE = 50
 SHUTDOWN_GRACE = 45.0   # seconds to wait for calls to disconnect when stopping
+#: A loop round longer than this (beyond its poll slice) is logged: at half of SIP's T1
+#: (500 ms) the far end starts retransmitting to a process that is not reading.
+STALL_WARN = 0.25
 
 
 @dataclass
@@ -98,7 +101,10 @@ class Worker:
         deadline = None
         parent = os.getppid()
         while True:
-            self.stack.handle_events(POLL_MS_BUSY if self.runners else POLL_MS_IDLE)
+            poll_ms = POLL_MS_BUSY if self.runners else POLL_MS_IDLE
+            started = time.monotonic()
+            self.stack.handle_events(poll_ms)
+            polled = time.monotonic()
             if os.getppid() != parent:
                 # The pool is gone (killed outright): do not linger holding its ports.
                 self.request_stop()
@@ -108,8 +114,11 @@ class Worker:
                 inbox.stop()
                 for runner in self.runners:
                     runner.end("engine_shutdown")
+            drained = time.monotonic()
             self._drain_inbox(inbox, ctx)
+            placed = time.monotonic()
             self._poll_runners()
+            self._check_stall(started, polled, drained, placed, poll_ms)
             if self.stopping and (not self.runners or time.monotonic() > deadline):
                 break
         # Shutdown order (GUIDE §1): calls are disconnected and every runner has
@@ -121,6 +130,18 @@ class Worker:
         finisher.stop()
         self.stack.destroy()
         log.info("worker stopped", extra={"worker": self.worker_id})
+
+    def _check_stall(self, started: float, polled: float, drained: float, placed: float,
+                     poll_ms: int) -> None:
+        """Log a loop round that kept SIP unread too long, with where the time went."""
+        now = time.monotonic()
+        if now - started - poll_ms / 1000 <= STALL_WARN:
+            return
+        log.warning("main loop stalled", extra={
+            "worker": self.worker_id, "poll_ms": round((polled - started) * 1000),
+            "notices_ms": round((drained - polled) * 1000),
+            "inbox_ms": round((placed - drained) * 1000),
+            "runners_ms": round((now - placed) * 1000), "plans": len(self.runners)})
 
     def _waker(self) -> Callable[[], None]:
         """Something the inbox calls to cut the main loop's poll short.
@@ -170,11 +191,11 @@ class Worker:
                 self._command(item[1])
 
     def _start_plan(self, plan: Plan, slots: int, ctx: WorkerContext) -> None:
-        if self.stopping:
-            # Popped just before the stop: another worker can still place it.
-            self.r.lpush(keys.plan_queue(slots), plan.to_json())
-            self.reporter.forget(plan)
-            self.slots.release(slots)
+        in_use = self.stack.calls_in_use()
+        if self.stopping or (in_use is not None and in_use >= keys.MAX_CALLS_PER_WORKER):
+            # Popped just before the stop, or pjsua still holds every slot (a slot
+            # the accounting thought free): another worker can place it now.
+            self._requeue(plan, slots)
             return
         runner = PlanRunner(plan, slots, ctx)
         self.runners.append(runner)
@@ -184,8 +205,16 @@ class Worker:
             log.exception("plan failed to start", extra={"plan_id": plan.plan_id})
             runner.end("error")
 
+    def _requeue(self, plan: Plan, slots: int) -> None:
+        """Give a plan this worker cannot start back to the head of its queue."""
+        log.info("plan handed back", extra={"plan_id": plan.plan_id, "stopping": self.stopping})
+        self.r.lpush(keys.plan_queue(slots), plan.to_json())
+        self.reporter.forget(plan)
+        self.slots.release(slots, self._lingering())
+
     def _poll_runners(self) -> None:
         now = time.monotonic()
+        freed = 0
         for runner in list(self.runners):
             try:
                 runner.poll(now)
@@ -194,7 +223,23 @@ class Worker:
                 runner.end("error")
             if runner.done:
                 self.runners.remove(runner)
-                self.slots.release(runner.slots)
+                freed += runner.slots
+        # Every round, so slots pjsua lets go of late become free as soon as it does.
+        self.slots.release(freed, self._lingering())
+
+    def _lingering(self) -> int | None:
+        """Slots pjsua holds for calls that no live leg owns any more (None: unknown).
+
+        pjsua keeps a call we hung up until the far end answers our BYE (32 s when it
+        never does), although it reported DISCONNECTED at once; a plan that ended does
+        not free its slot before pjsua does.
+        """
+        in_use = self.stack.calls_in_use()
+        if in_use is None:
+            return None
+        live = sum(1 for runner in self.runners for leg in runner.all_legs
+                   if leg.call is not None)
+        return max(0, in_use - live)
 
     def _find_leg(self, channel: str) -> Leg | None:
         for runner in self.runners:
@@ -246,6 +291,19 @@ class Worker:
             log.exception("cannot reply", extra={"request_id": request_id})
 
 
+class _WorkerTag(logging.Filter):
+    """Adds the worker id to every log record of the process (pjsip's lines too)."""
+
+    def __init__(self, worker_id: str) -> None:
+        super().__init__()
+        self.worker_id = worker_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "worker"):
+            record.worker = self.worker_id
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of one worker process."""
     parser = argparse.ArgumentParser(description="cpaas embedded engine worker")
@@ -254,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtp-port", type=int, required=True, help="first local RTP port")
     args = parser.parse_args(argv)
     logs.setup()
+    for handler in logging.getLogger().handlers:
+        # Sixty workers share one log: every line says which one wrote it.
+        handler.addFilter(_WorkerTag(args.id))
     worker = Worker(load(), args.id, args.port, args.rtp_port)
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)
