@@ -205,12 +205,16 @@ def rss_mb(pid: int | None = None, field: str = "VmRSS") -> float:
 # -- databases, app settings -----------------------------------------------------------------
 
 @contextmanager
-def workdir(prefix: str) -> Iterator[Path]:
+def workdir(prefix: str, keep: bool = False) -> Iterator[Path]:
+    """A temporary folder, removed afterwards unless ``keep`` (then its path is printed)."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        if keep:
+            print(f"logs kept in {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager
