@@ -63,7 +63,7 @@ ESPEAK = "espeak-ng"
 ESPEAK_AMPLITUDE = 50
 SUBPROCESS_TIMEOUT = 30
 
-CACHE_VERSION = 1  # bump when rendering changes, so stale cached audio is not reused
+CACHE_VERSION = 2  # bump when rendering changes, so stale cached audio is not reused
 _INVALID_XML_RE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -179,12 +179,18 @@ class EspeakBackend:
     @staticmethod
     def _finish(speech: bytes, prosody: Prosody, tmp: Path) -> None:
         """Resample espeak's WAV (on stdin; never on disk) to telephone format and set its level."""
-        _run([audio.SOX, "-D", "-t", "wav", "-", *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp)], speech)
         if prosody.volume == "silent":
+            _run([audio.SOX, "-D", "-t", "wav", "-", *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp)],
+                 speech)
             # espeak already renders silent text as zeros; this makes it exact for any SSML.
             audio.silence(audio.duration(tmp), tmp)
-        else:
-            audio.normalise(tmp, VOLUME_PEAK_DB[prosody.volume])
+            return
+        # One sox run: resample first, then peak-normalise the telephone-rate signal (so
+        # the resampler cannot push a peak past the target). A process per step cost
+        # more than the work: this is on every OTP call's path.
+        _run([audio.SOX, "-D", "-t", "wav", "-", *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp),
+              "rate", str(audio.TELEPHONE_RATE), "channels", "1",
+              "gain", "-n", f"{VOLUME_PEAK_DB[prosody.volume]:g}"], speech)
 
 
 class PollyBackend:
