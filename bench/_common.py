@@ -125,17 +125,19 @@ def _tree(pid: int) -> list[int]:
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds (user+system) used so far by one process, 0 if it is gone."""
+    """CPU seconds (user+system) used so far by one process and by its children that
+    exited and were waited for (the TTS programs a call job runs), 0 if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return sum(int(v) for v in fields[11:15]) / CLK_TCK
     except OSError:
         return 0.0
 
 
 def tree_cpu(pid: int) -> float:
-    """CPU seconds used by a process and its live descendants (exited ones are lost)."""
+    """CPU seconds used by a process and its descendants (those that exited without
+    being waited for are lost)."""
     return sum(process_cpu(p) for p in _tree(pid))
 
 

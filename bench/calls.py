@@ -13,6 +13,7 @@ is sent to the moment the INVITE reaches the carrier's port on the loopback inte
 from __future__ import annotations
 
 import argparse
+from email.utils import parsedate_to_datetime
 import secrets
 import sys
 import threading
@@ -189,11 +190,17 @@ def load(args: argparse.Namespace) -> None:
         session = requests.Session()
         meter = CpuMeter(_processes(running))
 
+        sent_at: dict[str, float] = {}
+
         def send(i: int) -> str | None:
+            t0 = time.time()
             r = session.post(base + "/api/outbound_call", headers=_headers(), timeout=10, json={
                 "customer_number": _number("001"), "otp": "1987", "caller_id": CALLER_ID,
                 "announce_template_id": template, "repeat": "3"})
-            return r.json()["response"].get("request_id") if r.status_code == 200 else None
+            rid = r.json()["response"].get("request_id") if r.status_code == 200 else None
+            if rid:
+                sent_at[rid] = t0
+            return rid
 
         peak = {"legs": 0, "backlog": 0}
         stop = threading.Event()
@@ -234,6 +241,17 @@ def load(args: argparse.Namespace) -> None:
             outcomes[key] = outcomes.get(key, 0) + 1
         print_table("outcomes", ["dial_status", "hangup_cause", "calls"],
                     [(*k, v) for k, v in sorted(outcomes.items(), key=lambda kv: -kv[1])])
+        # How far behind the requests the calls were answered: the CDR's answer time has
+        # whole seconds, so each lag is up to 1 s short.
+        answers = {rid: parsedate_to_datetime(c["answer"]).timestamp()
+                   for rid, c in cdrs.items() if c["dial_status"] == "ANSWER"}
+        lags = [answers[rid] - sent_at[rid] for rid in answers if rid in sent_at]
+        if answers:
+            print(f"answered {min(answers.values()) - min(sent_at.values()):.0f} s to "
+                  f"{max(answers.values()) - min(sent_at.values()):.0f} s after the first "
+                  f"request; answer lag after its request (s, 1 s resolution): "
+                  f"p50 {percentile(lags, 50):.1f}, p99 {percentile(lags, 99):.1f}, "
+                  f"max {max(lags):.1f}")
         _report_resources(running, cpu)
         platform_cpu = sum(v for k, v in cpu.items()
                            if k.endswith("_cpu_s") and k != "others_cpu_s")

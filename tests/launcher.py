@@ -80,7 +80,7 @@ def platform(data_dir: Path, redis_url: str, database_url: str, *, hold: float =
     """Run the platform until the block exits; prints each process's log tail at the end."""
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    carrier_port, sip_port = servers.free_udp_port(), servers.free_udp_port()
+    carrier_port, sip_port = servers.free_udp_port(), servers.free_udp_ports(engine_workers)
     media_port = servers.free_media_port()
     settings = config.Settings(data_dir=data_dir, database_url=database_url, redis_url=redis_url,
                                storage_url=str(data_dir / "bucket"), auth_fail_limit=10_000,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -28,6 +29,30 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def udp_free(port: int) -> bool:
+    """Whether nothing has bound UDP ``port`` on loopback right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_udp_ports(count: int, lo: int = 20000, hi: int = 29000) -> int:
+    """First of ``count`` consecutive UDP ports that are free on loopback now.
+
+    The default range lies below the kernel's ephemeral ports (32768 and up), where
+    the test run's own TCP clients would otherwise take a port an engine worker is
+    about to bind.
+    """
+    for _ in range(500):
+        base = random.randrange(lo, hi - count, 2)
+        if all(udp_free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free UDP ports")
 
 
 def free_media_port() -> int:

@@ -1,8 +1,6 @@
 """API test fixtures: the real app on SQLite and on PostgreSQL, with real Redis and storage."""
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest

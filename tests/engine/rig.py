@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import socket
@@ -19,27 +18,10 @@ import redis
 from cpaas.telephony.events import EVENT_STREAM, EngineEvent
 from pjsua_engine import keys
 from tests.launcher import wait_for as wait_until  # one polling helper for all tests
+from tests.servers import udp_free, free_udp_ports
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
-
-
-def _udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_udp_ports(count: int, lo: int = 20000, hi: int = 29000) -> int:
-    """First of ``count`` consecutive UDP ports that are free on loopback now."""
-    for _ in range(500):
-        base = random.randrange(lo, hi, 2)
-        if all(_udp_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no free UDP ports")
 
 
 class EventLog:
@@ -98,7 +80,7 @@ class Sipp:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 10
-        while _udp_free(self.port):
+        while udp_free(self.port):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sipp exited: {self.errors.read_text()[-2000:]}")
             if time.monotonic() > deadline:
