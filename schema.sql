@@ -166,7 +166,8 @@ CREATE TABLE IF NOT EXISTS cdr (
     dtmf_inputs         VARCHAR(64)  NOT NULL,
     recording_name      VARCHAR(300) NOT NULL,
     is_dnd              SMALLINT     NOT NULL,
-    hangup_cause        VARCHAR(64)  NOT NULL DEFAULT ''  -- why the call ended (ours, not the spec's)
+    hangup_cause        VARCHAR(64)  NOT NULL DEFAULT '', -- why the call ended (ours, not the spec's)
+    api_json            TEXT         NOT NULL         -- the row as the API sends it, less "id" (see cpaas/cdr/writer.py)
 );
 
 -- @dialect postgresql
@@ -210,7 +211,8 @@ CREATE TABLE IF NOT EXISTS cdr (
     dtmf_inputs         VARCHAR(64)  NOT NULL,
     recording_name      VARCHAR(300) NOT NULL,
     is_dnd              SMALLINT     NOT NULL,
-    hangup_cause        VARCHAR(64)  NOT NULL DEFAULT ''  -- why the call ended (ours, not the spec's)
+    hangup_cause        VARCHAR(64)  NOT NULL DEFAULT '', -- why the call ended (ours, not the spec's)
+    api_json            TEXT         NOT NULL         -- the row as the API sends it, less "id" (see cpaas/cdr/writer.py)
 );
 
 -- @dialect common

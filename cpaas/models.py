@@ -160,6 +160,7 @@ class Cdr(BaseModel):
     recording_name = pw.CharField(max_length=300)
     is_dnd = pw.SmallIntegerField()
     hangup_cause = pw.CharField(max_length=64, default="")
+    api_json = pw.TextField()
 
 
 ALL_MODELS = [Account, AnnounceTemplate, ContactList, Contact, DndList, DndContact,

@@ -1,15 +1,14 @@
 """CDR queries and statistics (no Flask here).
 
-Speed (bench/cdr_query.py): a CDR list is encoded by the database, one JSON object per
-row in the spec's shape, dates formatted in SQL; Python only joins the rows' texts, so a
-page of 1000 costs no per-value conversion or encoding here. A page deep into a range
+Speed (bench/cdr_query.py): each CDR is stored with its JSON (``api_json``, rendered
+once by the writer), so a list reads one text per row and joins them: a page of 1000
+costs no per-value conversion or encoding, here or in the database. A page deep into a range
 (``offset``) first finds where it starts on the ``(account_id, call_date, id)`` index
 alone, then reads just its rows.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
 
 import peewee
 import redis
@@ -21,77 +20,12 @@ from cpaas.jsontext import JsonArray
 from cpaas.models import Cdr, CdrStats
 from cpaas.telephony import live
 
-#: The spec's CDR keys (plus ``hangup_cause``), each with its column; ``None`` marks a
-#: date, sent as ``Tue, 11 Jul 2023 09:00:00 GMT`` (the epoch when there is none).
-_KEYS: tuple[tuple[str, str], ...] = (
-    ("account_id", "account_id"), ("agent_number", "agent_number"), ("answer", "answer_at"),
-    ("billsec", "billsec"), ("call_date", "call_date"), ("call_direction", "call_direction"),
-    ("call_duration", "call_duration"), ("call_status", "call_status"),
-    ("caller_id", "caller_id"), ("customer_number", "customer_number"),
-    ("destination_context", "destination_context"), ("dial_status", "dial_status"),
-    ("dialed_number", "dialed_number"), ("dtmf_inputs", "dtmf_inputs"), ("end", "end_at"),
-    ("hangup_cause", "hangup_cause"), ("id", "id"), ("is_dnd", "is_dnd"),
-    ("list_id", "list_id"), ("recording_name", "recording_name"),
-    ("request_id", "request_id"), ("uniqueid", "uniqueid"),
-)
-_DATES = {"answer_at", "call_date", "end_at"}
-
-
-def _pg_date(column: str) -> str:
-    # to_char's day and month names are English whatever the server's locale (no TM).
-    return (f"to_char(coalesce({column}, 'epoch'::timestamp), "
-            "'Dy, DD Mon YYYY HH24:MI:SS \"GMT\"')")
-
-
-def _sqlite_date(column: str) -> str:
-    d = f"coalesce({column}, '1970-01-01 00:00:00')"
-    return (f"substr('SunMonTueWedThuFriSat', 1 + 3 * strftime('%w', {d}), 3) || ', ' || "
-            f"strftime('%d', {d}) || ' ' || "
-            f"substr('JanFebMarAprMayJunJulAugSepOctNovDec', 3 * strftime('%m', {d}) - 2, 3)"
-            f" || strftime(' %Y %H:%M:%S GMT', {d})")
-
-
-def _pg_row_json() -> str:
-    # One concat() call per row with every value escaped by to_json: about twice as fast
-    # as json_build_object, whose variadic arguments are inspected again on every row.
-    parts = []
-    for n, (key, column) in enumerate(_KEYS):
-        name = ("{" if n == 0 else ",") + f'"{key}":'
-        if column in _DATES:
-            parts += [f"'{name}\"'", _pg_date(column), "'\"'"]
-        elif column == "is_dnd":   # the spec sends it as a string ("0")
-            parts += [f"'{name}\"'", column, "'\"'"]
-        elif column == "id":
-            parts += [f"'{name}'", column]
-        elif column in ("billsec", "call_duration"):
-            parts += [f"'{name}'", f"coalesce({column}::text, 'null')"]
-        else:
-            parts += [f"'{name}'", f"coalesce(to_json({column}), 'null')"]
-    return f"concat({', '.join(parts)}, '}}')"
-
-
-def _sqlite_row_json() -> str:
-    values = []
-    for key, column in _KEYS:
-        if column in _DATES:
-            expr = _sqlite_date(column)
-        elif column == "is_dnd":
-            expr = f"CAST({column} AS TEXT)"
-        else:
-            expr = column
-        values.append(f"'{key}', {expr}")
-    return f"json_object({', '.join(values)})"
-
-
-@lru_cache(maxsize=2)
-def _row_json(postgres: bool) -> SQL:
-    """The select expression giving one CDR row as JSON text, for one SQL dialect."""
-    return SQL(_pg_row_json() if postgres else _sqlite_row_json())
+#: One CDR as the API sends it: the id, then what the writer rendered (cpaas.cdr.writer).
+_ROW_JSON = SQL("""'{"id":' || id || ',' || api_json""")
 
 
 def _page(where: peewee.Expression, order: tuple) -> peewee.ModelSelect:
-    return Cdr.select(_row_json(isinstance(database.obj, peewee.PostgresqlDatabase))) \
-        .where(where).order_by(*order)
+    return Cdr.select(_ROW_JSON).where(where).order_by(*order)
 
 
 def _json_rows(query: peewee.ModelSelect) -> JsonArray:

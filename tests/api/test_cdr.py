@@ -84,7 +84,7 @@ def test_unanswered_call_has_epoch_answer_and_zero_billsec(api):
     assert row["dial_status"] == "NOANSWER"
 
 
-def test_dates_formatted_by_the_database_match_the_spec_format(api):
+def test_dates_in_the_spec_format(api):
     # Every weekday and month name, a leap day, sub-second times (truncated, as in
     # http_date) and a missing answer time, against Python's own formatting.
     stamps = [datetime(2024, month, 1 + month, month, 59, 59, 999_999) for month in range(1, 13)]
@@ -100,7 +100,7 @@ def test_dates_formatted_by_the_database_match_the_spec_format(api):
         {(s - timedelta(seconds=7)).strftime("%a, %d %b %Y %H:%M:%S GMT") for s in stamps}
 
 
-def test_text_is_escaped_by_the_database_encoder(api):
+def test_text_is_escaped(api):
     awkward = 'a "quoted" \\ back\tslash, ünïcode ☎ and \u2028 line'
     cdr("account_1", datetime(2023, 7, 7, 6, 8, 16), hangup_cause=awkward[:64])
     [row] = ok_body(by_date(api, "2023-07-07", "2023-07-07"))["result"]
