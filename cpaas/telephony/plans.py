@@ -2,8 +2,9 @@
 
 A plan is engine-neutral (like TwiML or a Vonage NCCO). Services build plans; engines
 execute them. Plans travel through Redis as JSON, so every verb is a plain dataclass
-whose fields are JSON scalars. Free text never appears in a plan: ``Say`` is rendered
-to an audio file before the plan reaches an engine, and only that file's path travels.
+whose fields are JSON scalars. Free text never reaches an engine: the call job turns
+``Say`` into a ``Play`` of an audio file, and only that file's path travels (a secret
+prompt is rendered while the call rings; its ``Play`` waits for the file).
 
 Execution semantics shared by every engine:
 
@@ -70,8 +71,8 @@ class Play:
 
 @dataclass(frozen=True)
 class Say:
-    """Speak text with TTS. Never reaches an engine: the call job renders it to an
-    audio file first and replaces it with :class:`Play`. The voice fields are those of
+    """Speak text with TTS. Never reaches an engine: the call job replaces it with a
+    :class:`Play` of the rendered audio (see ``workers.jobs``). The voice fields are those of
     ``cpaas.telephony.tts.Prosody`` (same names), kept flat so plans stay plain JSON."""
 
     leg: Role
