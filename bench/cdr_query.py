@@ -111,22 +111,15 @@ def insert_sql(rows: int, account_ids: list[str]) -> str:
 def _api_json_sql(r: str) -> str:
     """SQL giving what ``cpaas.cdr.writer.api_json`` renders for a row ``r`` (checked on a
     sample after the load): the bulk load cannot go through the Python writer."""
+    from cpaas.cdr.writer import API_KEYS, DATE_COLUMNS
+
     date = "to_char(coalesce({}, 'epoch'::timestamp), 'Dy, DD Mon YYYY HH24:MI:SS \"GMT\"')"
-    keys = [("account_id", "account_id"), ("agent_number", "agent_number"), ("answer", "answer_at"),
-            ("billsec", "billsec"), ("call_date", "call_date"), ("call_direction", "call_direction"),
-            ("call_duration", "call_duration"), ("call_status", "call_status"),
-            ("caller_id", "caller_id"), ("customer_number", "customer_number"),
-            ("destination_context", "destination_context"), ("dial_status", "dial_status"),
-            ("dialed_number", "dialed_number"), ("dtmf_inputs", "dtmf_inputs"), ("end", "end_at"),
-            ("hangup_cause", None), ("is_dnd", "is_dnd"), ("list_id", "list_id"),
-            ("recording_name", "recording_name"), ("request_id", "request_id"),
-            ("uniqueid", "uniqueid")]
     parts = []
-    for n, (key, column) in enumerate(keys):
+    for n, (key, column) in enumerate(API_KEYS):
         name = f'"{key}":' if n == 0 else f',"{key}":'
-        if column is None:                       # hangup_cause: the column's default
+        if column == "hangup_cause":             # not loaded: the column's default, ''
             parts += [f"'{name}\"\"'"]
-        elif column in ("answer_at", "call_date", "end_at"):
+        elif column in DATE_COLUMNS:
             parts += [f"'{name}\"'", date.format(f"{r}.{column}"), "'\"'"]
         elif column == "is_dnd":
             parts += [f"'{name}\"'", f"{r}.{column}", "'\"'"]
@@ -242,13 +235,15 @@ def check_stats(url: str, account_id: str) -> None:
 
 def check_api_json(url: str, sample: int = 500) -> None:
     """The JSON the load stored in SQL says what the writer renders for the same rows."""
+    from peewee import fn
+
     from cpaas import db
     from cpaas.cdr.writer import api_json
     from cpaas.models import Cdr
 
     database = db.init(url)
     database.connect(reuse_if_open=True)
-    rows = Cdr.select().order_by(peewee_random()).limit(sample)
+    rows = Cdr.select().order_by(fn.random()).limit(sample)
     checked = 0
     for row in rows:
         fields = {f.name: getattr(row, f.name) for f in Cdr._meta.sorted_fields}
@@ -258,12 +253,6 @@ def check_api_json(url: str, sample: int = 500) -> None:
         checked += 1
     assert checked == sample, checked
     database.close()
-
-
-def peewee_random():
-    from peewee import fn
-
-    return fn.random()
 
 
 # -- requests --------------------------------------------------------------------------------

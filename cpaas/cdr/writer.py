@@ -77,32 +77,33 @@ def _bump(account_id: str, campaign_id: str, dial_status: str) -> None:
      .execute())
 
 
+#: The spec's CDR keys (less ``id``) in the order they are sent, each with its column.
+API_KEYS: tuple[tuple[str, str], ...] = (
+    ("account_id", "account_id"), ("agent_number", "agent_number"), ("answer", "answer_at"),
+    ("billsec", "billsec"), ("call_date", "call_date"), ("call_direction", "call_direction"),
+    ("call_duration", "call_duration"), ("call_status", "call_status"),
+    ("caller_id", "caller_id"), ("customer_number", "customer_number"),
+    ("destination_context", "destination_context"), ("dial_status", "dial_status"),
+    ("dialed_number", "dialed_number"), ("dtmf_inputs", "dtmf_inputs"), ("end", "end_at"),
+    ("hangup_cause", "hangup_cause"), ("is_dnd", "is_dnd"), ("list_id", "list_id"),
+    ("recording_name", "recording_name"), ("request_id", "request_id"),
+    ("uniqueid", "uniqueid"),
+)
+#: Sent as ``Tue, 11 Jul 2023 09:00:00 GMT`` (the epoch when there is none).
+DATE_COLUMNS = frozenset({"answer_at", "call_date", "end_at"})
+
+
 def api_json(fields: dict[str, Any]) -> str:
     """The spec's CDR object for a row's ``fields``, without ``id``, as JSON that
-    continues ``{"id":<id>,`` (keys in alphabetical order, as the other answers)."""
-    shaped = {
-        "account_id": fields["account_id"],
-        "agent_number": fields["agent_number"],
-        "answer": http_date(fields["answer_at"]),
-        "billsec": fields["billsec"],
-        "call_date": http_date(fields["call_date"]),
-        "call_direction": fields["call_direction"],
-        "call_duration": fields["call_duration"],
-        "call_status": fields["call_status"],
-        "caller_id": fields["caller_id"],
-        "customer_number": fields["customer_number"],
-        "destination_context": fields["destination_context"],
-        "dial_status": fields["dial_status"],
-        "dialed_number": fields["dialed_number"],
-        "dtmf_inputs": fields["dtmf_inputs"],
-        "end": http_date(fields["end_at"]),
-        "hangup_cause": fields["hangup_cause"],
-        "is_dnd": str(fields["is_dnd"]),
-        "list_id": fields["list_id"],
-        "recording_name": fields["recording_name"],
-        "request_id": fields["request_id"],
-        "uniqueid": fields["uniqueid"],
-    }
+    continues ``{"id":<id>,``."""
+    shaped: dict[str, Any] = {}
+    for key, column in API_KEYS:
+        value = fields[column]
+        if column in DATE_COLUMNS:
+            value = http_date(value)
+        elif column == "is_dnd":   # the spec sends it as a string ("0")
+            value = str(value)
+        shaped[key] = value
     return json.dumps(shaped, separators=(",", ":"))[1:]
 
 
