@@ -85,10 +85,9 @@ def prepare_speech(plan: Plan, media_dir: Path,
 def render_pending(plan: Plan, pending: list[PendingSpeech], backend_name: str,
                    r: redis.Redis) -> None:
     """Render the placed call's secret prompts; one whose call already ended is deleted."""
-    backend = tts.get_backend(backend_name)
     for speech in pending:
         try:
-            tts.render_text(speech.text, speech.prosody, speech.path, backend)
+            tts.render_text(speech.text, speech.prosody, speech.path, tts.get_backend(backend_name))
         except Exception as err:  # noqa: BLE001 - the text may hold an OTP: never logged
             # The engine's Play gives up after SPEECH_WAIT and ends the call.
             log.error("prompt not rendered: %s", type(err).__name__)
