@@ -9,8 +9,8 @@ from dataclasses import dataclass
 class JsonArray:
     """A JSON array's text and its length.
 
-    CDR pages are encoded by the database itself (one JSON object per row), so a page
-    of 1000 rows never becomes 23,000 Python values to convert and encode again.
+    A CDR page is the CDRs' stored JSON texts joined (see :mod:`cpaas.cdr.writer`), so a
+    page of 1000 rows never becomes 23,000 Python values to convert and encode again.
     """
 
     text: str
