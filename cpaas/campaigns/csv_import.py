@@ -7,9 +7,9 @@ Speed (bench/csv_import.py): rows are parsed with the C ``csv.reader`` (not
 ``DictReader``), the per-file work (column positions, header-name checks) is done once,
 and a batch is written without peewee's per-value SQL building (see :class:`_Table`:
 ``COPY`` on PostgreSQL, on a helper thread so that parsing and the database overlap; one
-``executemany`` upsert on SQLite). What is stored, skipped and reported is exactly what
-:func:`cpaas.campaigns.service.upsert_contacts` / ``upsert_dnd_contacts`` would store
-for the same batches (other databases still go through them).
+``executemany`` upsert on SQLite). Duplicates are merged by the service's own rules
+(:func:`cpaas.campaigns.service.merge_contacts` / ``merge_dnd``), as the API's
+``add_contact_to_list`` merges them, and a number already in the list is updated.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from marshmallow import ValidationError
 
 from cpaas.campaigns import service
 from cpaas.campaigns.schemas import clean_contact_fields
-from cpaas.db import database
+from cpaas.db import database, dialect_of
 from cpaas.envelope import ApiError, NotFound
 from cpaas.storage import InvalidName, NotFound as ObjectMissing, Storage, account_key
 from cpaas.validation import PHONE_RE
@@ -235,14 +235,14 @@ def _fields_json(fields: dict[str, str], keys: dict[str, str]) -> str:
 
 
 def _merge_contacts(contacts: list[tuple[str, str, dict[str, str]]]) -> list[tuple[str, str, str]]:
-    """(number, name, fields JSON) rows, merged as ``service.upsert_contacts`` merges them."""
+    """(number, name, fields JSON) rows, merged by ``service.merge_contacts``."""
     merged = service.merge_contacts(contacts)
     keys: dict[str, str] = {}
     return [(number, name, _fields_json(fields, keys)) for number, (name, fields) in merged.items()]
 
 
 def _merge_dnd(contacts: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(number, name) rows, merged exactly as ``service.upsert_dnd_contacts`` does."""
+    """(number, name) rows, merged by ``service.merge_dnd``."""
     return list(service.merge_dnd(contacts).items())
 
 
@@ -283,12 +283,12 @@ class _Table:
     unique violation undoes that attempt, and from then on every
     batch is COPYed into a temporary table and upserted with ``ON CONFLICT … DO UPDATE``
     in file order. Both store exactly what the upsert of the original rows would.
-    SQLite: one prepared upsert run for every row. Other databases: the service's upserts.
+    SQLite: one prepared upsert run for every row.
     """
 
     def __init__(self, table: str, owner_col: str, owner: str, columns: tuple[str, ...]) -> None:
         self.table, self.owner_col, self.owner, self.columns = table, owner_col, owner, columns
-        self.kind: str | None = None  # "postgresql", "sqlite" or None (see _fast_kind)
+        self.kind = "sqlite"  # or "postgresql": set by _writer from the database
         self.direct = True
         self.nested = False  # batches are savepoints of a transaction of the caller's
         names = ", ".join(columns)
@@ -350,16 +350,6 @@ class _Table:
                 cursor.execute(f"DELETE FROM {self.staged}")
 
 
-def _fast_kind(database_obj: peewee.Database) -> str | None:
-    """Which fast batch writer this database has, if any."""
-    if isinstance(database_obj, peewee.PostgresqlDatabase):
-        # COPY through psycopg2; anything else takes the generic path.
-        return "postgresql" if hasattr(database_obj.cursor(), "copy_expert") else None
-    if isinstance(database_obj, peewee.SqliteDatabase):
-        return "sqlite"
-    return None
-
-
 class _Writer:
     """Stores batches in order, each in its own transaction.
 
@@ -405,20 +395,15 @@ def _close_connection() -> None:
         database.close()
 
 
-def _writer(table: _Table, merge: Callable[[list], list], fallback: Callable[[list], int]) -> _Writer:
-    table.kind = _fast_kind(database.obj)
+def _writer(table: _Table, merge: Callable[[list], list]) -> _Writer:
+    table.kind = dialect_of(database.obj)
     table.nested = database.in_transaction()
 
     def prepare(batch: list) -> object:
-        if table.kind is None:
-            return batch
         rows = merge(batch)
         return len(rows), (table.payload(rows) if rows else None)
 
     def store(prepared: object) -> int:
-        if table.kind is None:
-            with database.atomic():
-                return fallback(prepared)  # type: ignore[arg-type]
         count, payload = prepared  # type: ignore[misc]
         if count and table.kind == "postgresql" and table.direct and not table.nested:
             # One COPY in autocommit mode (peewee's) is the batch's whole transaction: a
@@ -470,7 +455,7 @@ def import_contacts(storage: Storage, account_id: str, account_name: str, list_i
             return number, name, clean_contact_fields(fields) if fields else fields
 
         writer = _writer(_Table("contact", "list_id", list_id, ("number", "name", "fields")),
-                         _merge_contacts, lambda batch: service.upsert_contacts(list_id, batch))
+                         _merge_contacts)
         return _import(layout, rows, build, writer)
 
 
@@ -483,5 +468,5 @@ def import_dnd(storage: Storage, account_id: str, account_name: str, dnd_list_id
         layout, rows = _rows(text, ("dnd_contact_number", "contact_number"),
                              ("dnd_contact_name", "contact_name"), "dnd_csv_name")
         writer = _writer(_Table("dnd_contact", "dnd_list_id", dnd_list_id, ("number", "name")),
-                         _merge_dnd, lambda batch: service.upsert_dnd_contacts(dnd_list_id, batch))
+                         _merge_dnd)
         return _import(layout, rows, _number_and_name(layout, False), writer)

@@ -10,7 +10,7 @@ import peewee
 from cpaas import ids
 from cpaas.db import database
 from cpaas.envelope import ApiError, Conflict, NotFound
-from cpaas.models import Campaign, Contact, ContactList, DndContact, DndList
+from cpaas.models import Campaign, ContactList, DndList
 from cpaas.storage import InvalidName, Storage, account_key
 from cpaas.validation import http_date, utcnow
 
@@ -78,44 +78,12 @@ def merge_contacts(contacts: Iterable[tuple[str, str, dict[str, str]]]
     return merged
 
 
-def upsert_contacts(list_id: str, contacts: Iterable[tuple[str, str, dict[str, str]]]) -> int:
-    """Store (number, name, fields) rows into a list; a number already there is updated.
-
-    Duplicates inside ``contacts`` are merged (:func:`merge_contacts`). Returns how many
-    distinct contacts were stored. The caller provides the transaction.
-    """
-    merged = merge_contacts(contacts)
-    if not merged:
-        return 0
-    rows = [{"list_id": list_id, "number": number, "name": name,
-             "fields": json.dumps(fields, separators=(",", ":"))}
-            for number, (name, fields) in merged.items()]
-    (Contact.insert_many(rows)
-     .on_conflict(conflict_target=[Contact.list_id, Contact.number],
-                  update={Contact.name: peewee.EXCLUDED.name, Contact.fields: peewee.EXCLUDED.fields})
-     .execute())
-    return len(rows)
-
-
 def merge_dnd(contacts: Iterable[tuple[str, str]]) -> dict[str, str]:
     """number → name with duplicates merged: a later name wins unless empty."""
     merged: dict[str, str] = {}
     for number, name in contacts:
         merged[number] = name or merged.get(number, "")
     return merged
-
-
-def upsert_dnd_contacts(dnd_list_id: str, contacts: Iterable[tuple[str, str]]) -> int:
-    """Store (number, name) rows into a DND list; duplicates are merged."""
-    merged = merge_dnd(contacts)
-    if not merged:
-        return 0
-    rows = [{"dnd_list_id": dnd_list_id, "number": n, "name": name} for n, name in merged.items()]
-    (DndContact.insert_many(rows)
-     .on_conflict(conflict_target=[DndContact.dnd_list_id, DndContact.number],
-                  update={DndContact.name: peewee.EXCLUDED.name})
-     .execute())
-    return len(rows)
 
 
 @lru_cache(maxsize=64)

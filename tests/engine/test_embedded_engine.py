@@ -86,14 +86,19 @@ def test_otp_plan_plays_then_hangs_up(engine: EmbeddedEngine, events: EventLog,
     assert f"From: sip:{CALLER}@" in far.messages.read_text()
 
 
+def _prompt_plan(pool: PoolInfo, wait: float) -> tuple[Plan, Path]:
+    """An OTP plan whose one-call prompt does not exist yet (the job renders it later)."""
+    prompt = pool.workdir / "media" / f"otp-{new_id()}.wav"
+    return Plan(new_id(), ACCOUNT, "otp",
+                [Dial("customer", CUSTOMER, CALLER, 10), Play("customer", str(prompt), 1, wait=wait),
+                 Hangup()], ephemeral_files=[str(prompt)]), prompt
+
+
 def test_play_waits_for_a_prompt_rendered_after_the_dial(engine: EmbeddedEngine, events: EventLog,
                                                         far_end, tone: Path,
                                                         pool: PoolInfo) -> None:
     far_end("answer")
-    prompt = pool.workdir / "media" / f"otp-{new_id()}.wav"
-    plan = Plan(new_id(), ACCOUNT, "otp",
-                [Dial("customer", CUSTOMER, CALLER, 10), Play("customer", str(prompt), 1, wait=10),
-                 Hangup()], ephemeral_files=[str(prompt)])
+    plan, prompt = _prompt_plan(pool, wait=10)
     engine.originate(plan)
     answered = events.wait(plan.plan_id, "leg.answered")
     time.sleep(1.0)      # the render finishing a second after the answer (normally before)
@@ -113,10 +118,7 @@ def test_play_waits_for_a_prompt_rendered_after_the_dial(engine: EmbeddedEngine,
 def test_prompt_that_never_arrives_ends_the_call(engine: EmbeddedEngine, events: EventLog,
                                                  far_end, pool: PoolInfo) -> None:
     far_end("answer")
-    prompt = pool.workdir / "media" / f"otp-{new_id()}.wav"
-    plan = Plan(new_id(), ACCOUNT, "otp",
-                [Dial("customer", CUSTOMER, CALLER, 10), Play("customer", str(prompt), 1, wait=1),
-                 Hangup()], ephemeral_files=[str(prompt)])
+    plan, _ = _prompt_plan(pool, wait=1)
     engine.originate(plan)
 
     ended = events.ended(plan.plan_id)
