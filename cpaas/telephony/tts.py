@@ -8,8 +8,9 @@ Security rules this module keeps:
 * user text is XML-escaped into the SSML, so a template can never inject markup
   (``</prosody><audio src=…/>`` is read out, not obeyed); prosody attribute values
   come only from the spec's fixed lists;
-* text reaches espeak-ng on stdin, never on its command line (``ps`` would show it),
-  and no program runs through a shell;
+* text reaches espeak-ng in memory (its library, :mod:`cpaas.telephony.espeak`) and sox
+  on stdin, never on a command line (``ps`` would show it); no program runs through a
+  shell;
 * OTP audio is rendered per call and never cached; the OTP and the text never
   appear in log records. :func:`render_cached` is for secret-free text only.
 
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, runtime_checkable
 from xml.sax.saxutils import escape, quoteattr
 
-from cpaas.telephony import audio
+from cpaas.telephony import audio, espeak
 from cpaas.telephony.voices import LANGUAGE_CODES, espeak_voice, lookup
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ MAX_TEXT_CHARS = 3000
 #: medium) while ``x-loud`` keeps 1 dB of headroom and nothing ever clips.
 VOLUME_PEAK_DB = {"x-soft": -17.0, "soft": -10.0, "medium": -6.0, "loud": -3.0, "x-loud": -1.0}
 
-ESPEAK = "espeak-ng"
 #: espeak-ng amplitude (its default is 100). At 100, SSML ``loud``/``x-loud`` saturate
 #: inside espeak itself, which no later gain can undo; 50 leaves x-loud near -2.6 dBFS.
 ESPEAK_AMPLITUDE = 50
@@ -154,7 +154,7 @@ def _run(args: list[str], stdin: bytes) -> bytes:
 
 
 class EspeakBackend:
-    """Offline TTS: espeak-ng reads the SSML, sox makes it telephone audio.
+    """Offline TTS: espeak-ng (in-process) reads the SSML, sox makes it telephone audio.
 
     The Polly voice picks an espeak-ng language and variant (see
     :mod:`cpaas.telephony.voices`); ``engine_type`` has no local meaning beyond the
@@ -168,29 +168,29 @@ class EspeakBackend:
     def synthesize(self, ssml: str, prosody: Prosody, dst: Path) -> None:
         """Render ``ssml`` with espeak-ng into the telephone WAV ``dst``."""
         voice = espeak_voice(lookup(prosody.voice), prosody.language_code)
-        speech = _run(
-            [ESPEAK, "-m", "-b", "1", "-a", str(ESPEAK_AMPLITUDE), "-v", voice, "--stdout"],
-            ssml.encode("utf-8"),
-        )
-        if len(speech) <= 44:  # a bare WAV header: espeak had nothing to say
+        try:
+            pcm, rate = espeak.synthesize(ssml, voice, ESPEAK_AMPLITUDE)
+        except (espeak.EspeakUnavailable, ValueError, RuntimeError) as exc:
+            raise TTSError(f"espeak-ng failed: {exc}") from exc
+        if not pcm:
             raise TTSError(f"espeak-ng produced no audio for voice {voice}")
-        audio.replace_atomically(dst, lambda tmp: self._finish(speech, prosody, tmp))
+        audio.replace_atomically(dst, lambda tmp: self._finish(pcm, rate, prosody, tmp))
 
     @staticmethod
-    def _finish(speech: bytes, prosody: Prosody, tmp: Path) -> None:
-        """Resample espeak's WAV (on stdin; never on disk) to telephone format and set its level."""
+    def _finish(pcm: bytes, rate: int, prosody: Prosody, tmp: Path) -> None:
+        """Resample espeak's PCM (on stdin; never on disk) to telephone format and set its level."""
+        source = ["-t", "raw", "-r", str(rate), "-e", "signed-integer", "-b", "16", "-c", "1", "-"]
         if prosody.volume == "silent":
-            _run([audio.SOX, "-D", "-t", "wav", "-", *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp)],
-                 speech)
+            _run([audio.SOX, "-D", *source, *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp)], pcm)
             # espeak already renders silent text as zeros; this makes it exact for any SSML.
             audio.silence(audio.duration(tmp), tmp)
             return
         # One sox run: resample first, then peak-normalise the telephone-rate signal (so
         # the resampler cannot push a peak past the target). A process per step cost
         # more than the work: this is on every OTP call's path.
-        _run([audio.SOX, "-D", "-t", "wav", "-", *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp),
+        _run([audio.SOX, "-D", *source, *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp),
               "rate", str(audio.TELEPHONE_RATE), "channels", "1",
-              "gain", "-n", f"{VOLUME_PEAK_DB[prosody.volume]:g}"], speech)
+              "gain", "-n", f"{VOLUME_PEAK_DB[prosody.volume]:g}"], pcm)
 
 
 class PollyBackend:

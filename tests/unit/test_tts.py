@@ -160,7 +160,7 @@ def test_control_characters_are_dropped():
 
 
 def test_text_that_looks_like_options_is_spoken(tmp_path):
-    # Text goes to espeak-ng on stdin: option-like text is just words, and writes no file.
+    # Text reaches espeak-ng in memory: option-like text is just words, and writes no file.
     path = tts.render_text("-w /tmp/x.wav --help", Prosody(), tmp_path / "opts.wav")
     assert audio.rms(path) > 0.01
     assert sorted(p.name for p in tmp_path.iterdir()) == ["opts.wav"]

@@ -1,0 +1,117 @@
+"""The in-process espeak-ng (its library) against the espeak-ng program."""
+from __future__ import annotations
+
+import array
+import io
+import subprocess
+import sys
+import threading
+import wave
+
+import pytest
+
+from cpaas.telephony import espeak, tts
+from cpaas.telephony.tts import Prosody
+from cpaas.telephony.voices import KNOWN_VOICES, espeak_voice
+
+TEXT = "Your one time password is 4, 0, 7, 1. Numbers: 12.5% & <tags> stay text."
+
+
+def program(ssml: str, voice: str, amplitude: int = tts.ESPEAK_AMPLITUDE) -> tuple[bytes, int]:
+    """What ``espeak-ng -m -b 1 -a N -v VOICE --stdout`` writes, as (PCM, rate)."""
+    out = subprocess.run(
+        ["espeak-ng", "-m", "-b", "1", "-a", str(amplitude), "-v", voice, "--stdout"],
+        input=ssml.encode("utf-8"), capture_output=True, check=True,
+    ).stdout
+    with wave.open(io.BytesIO(out)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth()) == (1, 2)
+        return wav.readframes(wav.getnframes()), wav.getframerate()
+
+
+def every_voice() -> list[str]:
+    """Each distinct espeak-ng voice the Polly table maps to, in every language it speaks."""
+    return sorted({espeak_voice(voice, language)
+                   for voice in KNOWN_VOICES.values()
+                   for language in {voice.language, *voice.languages}})
+
+
+FIRST = """
+import sys
+from cpaas.telephony import espeak
+pcm, rate = espeak.synthesize(sys.stdin.read(), sys.argv[1], int(sys.argv[2]))
+sys.stdout.buffer.write(rate.to_bytes(4, "little") + pcm)
+"""
+
+
+def first_in_a_new_process(ssml: str, voice: str, amplitude: int = tts.ESPEAK_AMPLITUDE) -> tuple[bytes, int]:
+    """What :func:`espeak.synthesize` returns on its first call in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", FIRST, voice, str(amplitude)], input=ssml.encode("utf-8"),
+                         capture_output=True, check=True).stdout
+    return out[4:], int.from_bytes(out[:4], "little")
+
+
+def assert_same_speech(got: tuple[bytes, int], want: tuple[bytes, int]) -> None:
+    """Equal but for espeak's pitch flutter: same rate, onset and peak, length within 2 %."""
+    (pcm, rate), (ref, ref_rate) = got, want
+    samples, reference = array.array("h", pcm), array.array("h", ref)
+    assert rate == ref_rate
+    assert abs(len(samples) - len(reference)) <= 0.02 * len(reference)
+    onset = next(i for i, x in enumerate(reference) if abs(x) > 50)
+    assert next(i for i, x in enumerate(samples) if abs(x) > 50) == onset  # nothing carried over
+    assert abs(max(map(abs, samples)) / max(map(abs, reference)) - 1) < 0.12
+
+
+@pytest.mark.parametrize("voice", every_voice())
+def test_each_mapped_voice_is_the_programs_sample_for_sample(voice):
+    ssml = tts.ssml_for(TEXT, Prosody())
+    pcm, rate = first_in_a_new_process(ssml, voice)
+    assert (pcm, rate) == program(ssml, voice)
+    assert len(pcm) > rate  # more than half a second of speech
+
+
+@pytest.mark.parametrize("prosody", [
+    Prosody(rate="x-fast", pitch="x-low", volume="x-loud"),
+    Prosody(rate="x-slow", pitch="x-high", volume="x-soft"),
+    Prosody(voice="Brian", language_code="en-GB", rate="slow"),
+])
+def test_prosody_is_the_programs(prosody):
+    voice = espeak_voice(KNOWN_VOICES[prosody.voice], prosody.language_code)
+    ssml = tts.ssml_for(TEXT, prosody)
+    assert first_in_a_new_process(ssml, voice) == program(ssml, voice)
+
+
+def test_later_calls_say_the_same_whatever_came_before():
+    # A long-lived worker renders one call after another, in other voices and prosody.
+    ssml = tts.ssml_for(TEXT, Prosody())
+    want = program(ssml, "en-us+f3")
+    for before in (Prosody(rate="x-slow", pitch="x-high"), Prosody(volume="x-loud"), Prosody()):
+        espeak.synthesize(tts.ssml_for("other words before", before), "de+m3", 100)
+        assert_same_speech(espeak.synthesize(ssml, "en-us+f3", tts.ESPEAK_AMPLITUDE), want)
+
+
+def test_amplitude_is_the_programs_a_option():
+    ssml = tts.ssml_for("loud and clear", Prosody())
+    assert first_in_a_new_process(ssml, "en-us", 120) == program(ssml, "en-us", 120)
+    loud, quiet = (array.array("h", espeak.synthesize(ssml, "en-us", a)[0]) for a in (120, 30))
+    assert max(map(abs, loud)) > 3 * max(map(abs, quiet))
+
+
+def test_unknown_voice_is_refused():
+    with pytest.raises(ValueError, match="no voice"):
+        espeak.synthesize("<speak>hi</speak>", "xx-nowhere", 50)
+
+
+def test_concurrent_callers_each_get_their_own_audio():
+    texts = {n: tts.ssml_for(f"caller {n} says {n * 7}", Prosody()) for n in range(6)}
+    results: dict[int, tuple[bytes, int]] = {}
+
+    def speak(n: int) -> None:
+        results[n] = espeak.synthesize(texts[n], "en-us+f3", tts.ESPEAK_AMPLITUDE)
+
+    threads = [threading.Thread(target=speak, args=(n,)) for n in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for n, ssml in texts.items():
+        assert_same_speech(results[n], program(ssml, "en-us+f3"))
