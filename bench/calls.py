@@ -108,14 +108,18 @@ def _processes(running: launcher.Running) -> dict[str, int]:
     return {name: proc.pid for name, proc in running.procs.items()}
 
 
-def _report_resources(running: launcher.Running, cpu: dict[str, float]) -> None:
+def _report_resources(running: launcher.Running, cpu: dict[str, float], calls: int = 0) -> None:
+    """CPU and RSS per Procfile process; with ``calls``, also its CPU ms per call."""
     rows = []
     for name, proc in running.procs.items():
         tree = [proc.pid] + _children(proc.pid)
-        rows.append((name, len(tree), cpu.get(f"{name}_cpu_s", 0.0) / cpu["wall_s"] * 100,
-                     sum(_rss(p) for p in tree)))
+        used = cpu.get(f"{name}_cpu_s", 0.0)
+        row = [name, len(tree), used / cpu["wall_s"] * 100]
+        if calls:
+            row.append(used * 1000 / calls)
+        rows.append((*row, sum(_rss(p) for p in tree)))
     print_table("resources (CPU % of one core, averaged over the run; RSS now)",
-                ["process", "pids", "cpu %", "rss MB"], rows)
+                ["process", "pids", "cpu %", *(["cpu ms/call"] if calls else []), "rss MB"], rows)
 
 
 def _rss(pid: int) -> float:
@@ -252,7 +256,7 @@ def load(args: argparse.Namespace) -> None:
                   f"request; answer lag after its request (s, 1 s resolution): "
                   f"p50 {percentile(lags, 50):.1f}, p99 {percentile(lags, 99):.1f}, "
                   f"max {max(lags):.1f}")
-        _report_resources(running, cpu)
+        _report_resources(running, cpu, calls=len(accepted))
         platform_cpu = sum(v for k, v in cpu.items()
                            if k.endswith("_cpu_s") and k != "others_cpu_s")
         print(f"platform CPU: {platform_cpu / cpu['wall_s'] / 2 * 100:.0f}% of the 2 cores; "
@@ -262,11 +266,14 @@ def load(args: argparse.Namespace) -> None:
 
 def hold(args: argparse.Namespace) -> None:
     """``--calls`` answered click2call calls (two legs each, bridged) held for 60 s."""
+    # A click2call plan reserves three slots (agent, customer, a transfer target), so a
+    # process of four slots holds one: a process per call, and two to spare.
+    engine_workers = args.calls + 2
     with workdir("cpaas-bench-calls") as folder, servers.redis_server() as redis_url, \
             servers.postgres_server() as db_url, \
             launcher.platform(folder / "data", redis_url, db_url, hold=60,
-                              engine_workers=args.calls + 2, rq_workers=3, web=True) as running:
-        _wait_engine_ready(redis_url, args.calls + 2)
+                              engine_workers=engine_workers, rq_workers=3, web=True) as running:
+        _wait_engine_ready(redis_url, engine_workers)
         base = running.base_url
         session = requests.Session()
 
@@ -307,7 +314,11 @@ def main() -> None:
     setup_parser.add_argument("--warmup", type=int, default=30)
     load_parser = sub.add_parser("load")
     load_parser.add_argument("--seconds", type=int, default=60)
-    load_parser.add_argument("--engine-workers", type=int, default=60)
+    # ~100 calls at once need 25 processes of 4 slots; a few more absorb slots still
+    # held for BYEs. Not many more: every engine process wakes ~200 times a second
+    # (SIP poll, media and clock threads) whether it has 1 call or 4, and on this VM a
+    # wake-up costs ~100 us of CPU. 60 processes instead of 32 cost ~0.3 core.
+    load_parser.add_argument("--engine-workers", type=int, default=32)
     load_parser.add_argument("--rq-workers", type=int, default=3)
     load_parser.add_argument("--keep", action="store_true",
                              help="keep the logs (engine, carrier trace) for a post-mortem")
