@@ -16,7 +16,7 @@ import redis
 
 from cpaas import config, logs
 from cpaas.redis_conn import get_redis
-from cpaas.telephony import ephemeral, tts
+from cpaas.telephony import ephemeral, espeak, tts
 from cpaas.telephony.engine import Engine
 from cpaas.telephony.engines import get_engine
 from cpaas.telephony.events import EVENT_STREAM, EngineEvent
@@ -33,8 +33,14 @@ def _context() -> tuple[config.Settings, Engine]:
 
 
 def warm_up() -> None:
-    """Load settings, the engine client and the TTS code before the first job."""
-    _context()
+    """Load settings, the engine client and the TTS library before the first job."""
+    settings, _ = _context()
+    if settings.tts == "espeak":
+        try:
+            espeak.load()
+        except espeak.EspeakUnavailable as exc:
+            # Each OTP job will fail its render and end its call with a logged error.
+            log.error("espeak-ng cannot start: %s", exc)
 
 
 #: How long the engine waits, once the callee has answered, for a prompt still being

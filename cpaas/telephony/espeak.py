@@ -108,6 +108,15 @@ def _loaded() -> _Library:
     return _library
 
 
+def load() -> None:
+    """Load the library and its data now rather than on the first announcement.
+
+    Raises :class:`EspeakUnavailable` when it cannot start.
+    """
+    with _lock:
+        _loaded()
+
+
 def synthesize(ssml: str, voice: str, amplitude: int) -> tuple[bytes, int]:
     """Speak ``ssml`` with the espeak-ng ``voice`` (e.g. ``en-us+f3``) at ``amplitude``.
 
