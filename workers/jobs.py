@@ -44,8 +44,8 @@ def warm_up() -> None:
 
 
 #: How long the engine waits, once the callee has answered, for a prompt still being
-#: rendered (espeak-ng takes ~35 ms, Polly a round trip; both normally finish while the
-#: call is still ringing). Past it the plan ends with cause ``error``.
+#: rendered (espeak-ng and sox take ~20 ms, Polly a round trip; both normally finish
+#: while the call is still ringing). Past it the plan ends with cause ``error``.
 SPEECH_WAIT = 10.0
 
 
