@@ -12,7 +12,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from cpaas.telephony import audio, tts
+from cpaas.telephony import audio, espeak, tts
 from cpaas.telephony.tts import Prosody
 from cpaas.telephony.voices import UnknownVoice
 
@@ -253,6 +253,16 @@ def test_otp_rendering_writes_only_its_destination(tmp_path):
 
 
 # --- backends ------------------------------------------------------------------------
+
+def test_espeak_library_failure_is_a_tts_error_and_leaves_no_file(tmp_path, monkeypatch):
+    def unavailable(*_args):
+        raise espeak.EspeakUnavailable("cannot load libespeak-ng.so.1")
+
+    monkeypatch.setattr(espeak, "synthesize", unavailable)
+    with pytest.raises(tts.TTSError, match="cannot load"):
+        render(tmp_path, "call-1")
+    assert list(tmp_path.iterdir()) == []
+
 
 def test_get_backend():
     assert isinstance(tts.get_backend("espeak"), tts.EspeakBackend)
