@@ -317,7 +317,7 @@ def main() -> None:
     # ~100 calls at once need 25 processes of 4 slots; a few more absorb slots still
     # held for BYEs. Not many more: every engine process wakes ~200 times a second
     # (SIP poll, media and clock threads) whether it has 1 call or 4, and on this VM a
-    # wake-up costs ~100 us of CPU. 60 processes instead of 32 cost ~0.3 core.
+    # wake-up costs ~100 us of CPU. 60 processes cost the engine 0.2 core more (run G).
     load_parser.add_argument("--engine-workers", type=int, default=32)
     load_parser.add_argument("--rq-workers", type=int, default=3)
     load_parser.add_argument("--keep", action="store_true",
