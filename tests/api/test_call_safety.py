@@ -124,6 +124,29 @@ def test_modify_call_needs_a_target_for_transfers(api):
     assert r.status_code == 400 and "transfer_to" in body(r)["errors"]
 
 
+_NO_TARGET = [{}, {"transfer_to": ""}, {"transfer_to": None}]
+_REFUSED_TODAY = pytest.mark.xfail(strict=True, reason="an empty transfer_to is refused for hangup and record")
+
+
+@pytest.mark.parametrize("modify_type", ["0", "1"])
+@pytest.mark.parametrize("target", _NO_TARGET)
+def test_modify_call_transfer_without_target_names_transfer_to(api, modify_type, target):
+    r = api.post("/api/modify_call", {"channel": "PJSIP/agent-1a2b3c4d",
+                                      "modify_type": modify_type, **target})
+    assert r.status_code == 400 and list(body(r)["errors"]) == ["transfer_to"], r.data
+
+
+@pytest.mark.parametrize("modify_type", ["2", "3"])
+@pytest.mark.parametrize("target", [_NO_TARGET[0], *(pytest.param(t, marks=_REFUSED_TODAY)
+                                                     for t in _NO_TARGET[1:])])
+def test_modify_call_hangup_and_record_take_no_target(api, modify_type, target):
+    """Absent, "" or null passes validation and the request reaches the live-leg lookup
+    (no such leg here: 404 on channel)."""
+    r = api.post("/api/modify_call", {"channel": "PJSIP/agent-1a2b3c4d",
+                                      "modify_type": modify_type, **target})
+    assert r.status_code == 404 and list(body(r)["errors"]) == ["channel"], r.data
+
+
 def test_a_call_that_cannot_be_queued_is_503_and_leaves_nothing(app, settings):
     import dataclasses
 
