@@ -68,10 +68,22 @@ class Channel(Text):
         return text
 
 
+class OptionalTransferTarget(TransferTarget):
+    """``transfer_to``: ``""`` or null means no target (hangup and record take none)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_none=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class ModifyCallSchema(StrictSchema):
     channel = Channel(required=True, max_length=80)
     modify_type = IntChoice(("0", "1", "2", "3"), required=True)
-    transfer_to = TransferTarget()
+    transfer_to = OptionalTransferTarget()
 
     @validates_schema
     def _target(self, data: dict[str, Any], **kwargs: Any) -> None:
