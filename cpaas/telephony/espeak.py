@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import threading
 from typing import Any
 
@@ -28,6 +29,7 @@ _SSML = 0x10
 _PHONEMES = 0x100
 _ENDPAUSE = 0x1000
 _PARAM_VOLUME = 2                # what the program's ``-a`` sets
+_PHONEMES_SHOW = 0x1             # what the program's ``-x`` traces
 _EE_OK = 0
 
 #: The flags ``espeak-ng -m -b 1`` synthesises with (``src/espeak-ng.c``).
@@ -73,6 +75,8 @@ class _Library:
         lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                      ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         lib.espeak_Synchronize.restype = ctypes.c_int
+        lib.espeak_SetPhonemeTrace.restype = None
+        lib.espeak_SetPhonemeTrace.argtypes = [ctypes.c_int, ctypes.c_void_p]
         self.rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_DONT_EXIT)
         if self.rate <= 0:
             raise EspeakUnavailable(f"espeak_Initialize failed ({self.rate}): is espeak-ng-data installed?")
@@ -117,6 +121,25 @@ def load() -> None:
         _loaded()
 
 
+def _speak(lib: _Library, ssml: str, voice: str, amplitude: int) -> bytes:
+    """One synthesis of ``ssml`` (the caller holds the lock); the PCM it produced."""
+    text = ssml.encode("utf-8") + b"\0"
+    lib.select(voice)
+    lib.lib.espeak_SetParameter(_PARAM_VOLUME, amplitude, 0)
+    buffer = ctypes.create_string_buffer(text, len(text))
+    lib.chunks.clear()
+    try:
+        status = lib.lib.espeak_Synth(buffer, len(text), 0, _POS_CHARACTER, 0, SYNTH_FLAGS,
+                                      None, None)
+        if status == _EE_OK:
+            status = lib.lib.espeak_Synchronize()
+        if status != _EE_OK:
+            raise RuntimeError(f"espeak_Synth failed ({status})")
+        return b"".join(lib.chunks)
+    finally:
+        lib.chunks.clear()
+
+
 def synthesize(ssml: str, voice: str, amplitude: int) -> tuple[bytes, int]:
     """Speak ``ssml`` with the espeak-ng ``voice`` (e.g. ``en-us+f3``) at ``amplitude``.
 
@@ -124,20 +147,30 @@ def synthesize(ssml: str, voice: str, amplitude: int) -> tuple[bytes, int]:
     Raises :class:`EspeakUnavailable` when the library cannot start, ``ValueError`` for
     a voice it does not have, and ``RuntimeError`` when synthesis fails.
     """
-    text = ssml.encode("utf-8") + b"\0"
     with _lock:
         lib = _loaded()
-        lib.select(voice)
-        lib.lib.espeak_SetParameter(_PARAM_VOLUME, amplitude, 0)
-        buffer = ctypes.create_string_buffer(text, len(text))
-        lib.chunks.clear()
-        try:
-            status = lib.lib.espeak_Synth(buffer, len(text), 0, _POS_CHARACTER, 0, SYNTH_FLAGS,
-                                          None, None)
-            if status == _EE_OK:
-                status = lib.lib.espeak_Synchronize()
-            if status != _EE_OK:
-                raise RuntimeError(f"espeak_Synth failed ({status})")
-            return b"".join(lib.chunks), lib.rate
-        finally:
-            lib.chunks.clear()
+        return _speak(lib, ssml, voice, amplitude), lib.rate
+
+
+def phonemes(ssml: str, voice: str) -> str:
+    """The phoneme mnemonics :func:`synthesize` speaks for ``ssml``, as ``espeak-ng -x``
+    prints them: the same synthesis, traced (a check of what user text can make it say)."""
+    libc = ctypes.CDLL(None)
+    libc.tmpfile.restype = ctypes.c_void_p
+    libc.fflush.argtypes = libc.fclose.argtypes = libc.fileno.argtypes = [ctypes.c_void_p]
+    stream = libc.tmpfile()
+    if not stream:
+        raise OSError(ctypes.get_errno(), "tmpfile failed")
+    try:
+        with _lock:
+            lib = _loaded()
+            lib.lib.espeak_SetPhonemeTrace(_PHONEMES_SHOW, stream)
+            try:
+                _speak(lib, ssml, voice, 100)
+            finally:
+                lib.lib.espeak_SetPhonemeTrace(0, None)
+        libc.fflush(stream)
+        fd = libc.fileno(stream)
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", errors="replace")
+    finally:
+        libc.fclose(stream)

@@ -116,3 +116,30 @@ def test_concurrent_callers_each_get_their_own_audio():
         thread.join()
     for n, ssml in texts.items():
         assert_same_speech(results[n], program(ssml, "en-us+f3"))
+
+
+def program_phonemes(ssml: str, voice: str) -> str:
+    """What ``espeak-ng -m -x -q -v VOICE`` prints for ``ssml``."""
+    return subprocess.run(["espeak-ng", "-m", "-x", "-q", "-v", voice], input=ssml.encode("utf-8"),
+                          capture_output=True, check=True).stdout.decode("utf-8")
+
+
+def test_phoneme_trace_is_the_programs():
+    ssml = tts.ssml_for(TEXT, Prosody())
+    assert espeak.phonemes(ssml, "en-us+f3") == program_phonemes(ssml, "en-us+f3")
+    assert espeak.phonemes(ssml, "en-us+f3").count("\n") >= 2
+
+
+PHONEME_INPUT = ["Your code is [[h@l'oU]] 4, 0, 7, 1.", "[[", "]] [[ a [[b]] c ]] [[",
+                 "Dear [[w'0rld]], [[ and ]] [[d'i:p [[n'Est]] ]] end"]
+
+
+@pytest.mark.xfail(strict=True, reason="espeakPHONEMES is among the synthesis flags")
+@pytest.mark.parametrize("text", PHONEME_INPUT)
+@pytest.mark.parametrize("voice", ["en-us+f3", "de+m3"])
+def test_user_text_never_switches_to_phoneme_input(text, voice):
+    # Template text and contact fields are words: ``[[…]]`` is read as the letters inside.
+    spaced = text.replace("[[", "  ").replace("]]", "  ")
+    said = espeak.phonemes(tts.ssml_for(text, Prosody()), voice)
+    assert said == espeak.phonemes(tts.ssml_for(spaced, Prosody()), voice)
+    assert said == program_phonemes(tts.ssml_for(spaced, Prosody()), voice)
