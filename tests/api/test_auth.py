@@ -160,3 +160,67 @@ def test_unknown_account_and_wrong_secret_look_the_same(app):
     unknown = client.get("/api/files", headers={"account": "nobody", "auth": "x" * 20})
     wrong = client.get("/api/files", headers={"account": "account_1", "auth": "x" * 20})
     assert (unknown.status_code, body(unknown)) == (wrong.status_code, body(wrong))
+
+
+# A reverse proxy sits in front of gunicorn (which binds 127.0.0.1), so every client
+# arrives from the proxy's address; X-Forwarded-For names the real one.
+PROXY = "127.0.0.1"
+ATTACKER, CLIENT = "203.0.113.9", "198.51.100.7"
+GOOD_1 = {"account": "account_1", "auth": SECRETS["account_1"]}
+BAD_1 = {"account": "account_1", "auth": "wrong"}
+
+
+def _proxied_app(settings, limit: int = 2, proxies: tuple[str, ...] = ("127.0.0.0/8",)):
+    return app_module.create_app(dataclasses.replace(
+        settings, auth_fail_limit=limit, auth_fail_window=60, trusted_proxies=proxies))
+
+
+def _via(client, headers: dict[str, str], xff: str, peer: str = PROXY):
+    return client.get("/api/files", headers={**headers, "X-Forwarded-For": xff},
+                      environ_base={"REMOTE_ADDR": peer})
+
+
+@pytest.mark.xfail(strict=True, reason="failures are counted per address only: one account's "
+                   "failures lock every account out of that address")
+def test_failures_on_one_account_do_not_lock_out_another_account(app, settings):
+    client = _limited_app(settings, 2).test_client()
+    for _ in range(4):
+        client.get("/api/files", headers=BAD_1)
+    error_body(client.get("/api/files", headers=BAD_1), 429)
+    ok_body(client.get("/api/files", headers={"account": "account_2", "auth": SECRETS["account_2"]}))
+
+
+@pytest.mark.xfail(strict=True, reason="X-Forwarded-For is not read; CPAAS_TRUSTED_PROXIES missing")
+def test_another_clients_failures_through_the_proxy_never_refuse_good_credentials(app, settings):
+    client = _proxied_app(settings, 2).test_client()
+    for _ in range(10):
+        _via(client, BAD_1, ATTACKER)
+    # The attacker's (address, account) is throttled, even with the right secret:
+    # otherwise the throttle would not slow down guessing.
+    error_body(_via(client, BAD_1, ATTACKER), 429)
+    error_body(_via(client, GOOD_1, ATTACKER), 429)
+    # Another client of the same proxy, same account, right secret: let in, every time.
+    for _ in range(3):
+        ok_body(_via(client, GOOD_1, CLIENT))
+    # A client that puts its own X-Forwarded-For in front cannot pose as another one:
+    # the proxy appends the real address, and the walk starts from the right.
+    for fake in ("10.1.1.1", "10.1.1.2", CLIENT):
+        error_body(_via(client, BAD_1, f"{fake}, {ATTACKER}"), 429)
+    ok_body(_via(client, GOOD_1, CLIENT))
+
+
+@pytest.mark.xfail(strict=True, reason="CPAAS_TRUSTED_PROXIES missing")
+def test_forwarded_for_from_an_untrusted_peer_is_ignored(app, settings):
+    client = _proxied_app(settings, 2, proxies=("192.0.2.0/24",)).test_client()
+    statuses = [_via(client, BAD_1, f"10.9.9.{i}", peer="10.0.0.5").status_code for i in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+    # The peer itself is the client: its own good credentials on that account are refused...
+    error_body(_via(client, GOOD_1, "10.9.9.77", peer="10.0.0.5"), 429)
+    # ...while another peer is not affected.
+    ok_body(_via(client, GOOD_1, "10.9.9.77", peer="10.0.0.6"))
+
+
+def test_forwarded_for_is_ignored_when_no_proxy_is_trusted(app, settings):
+    client = _limited_app(settings, 2).test_client()
+    statuses = [_via(client, BAD_1, f"10.9.9.{i}").status_code for i in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
