@@ -3,11 +3,12 @@
 Running the ``espeak-ng`` program costs ~21 ms of CPU per OTP announcement, most of it
 loading the language data again in each new process; the library loads it once per
 process and then synthesises the same announcement in ~7 ms. The audio is the
-program's: the library is called exactly as the program calls it (the same synthesis
-flags, the amplitude as ``-a`` sets it, the voice as ``-v`` selects it), so a process's
-first announcement equals the program's sample for sample. Later ones differ from it
-by espeak's random pitch flutter, which runs on from call to call: the same words,
-within about 1 % of the length (``tests/unit/test_espeak.py`` checks both).
+program's: the library is called as the program calls it (its synthesis flags less
+phoneme input, the amplitude as ``-a`` sets it, the voice as ``-v`` selects it), so for
+text without ``[[`` or ``]]`` a process's first announcement equals the program's
+sample for sample. Later ones differ from it by espeak's random pitch flutter, which
+runs on from call to call: the same words, within about 1 % of the length
+(``tests/unit/test_espeak.py`` checks both).
 
 The library keeps one global synthesiser, so calls are serialised by a lock. Text
 reaches it through memory only: never a command line, never a file.
@@ -26,14 +27,17 @@ _INITIALIZE_DONT_EXIT = 0x8000   # report a missing data folder instead of exit(
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 0x1
 _SSML = 0x10
-_PHONEMES = 0x100
 _ENDPAUSE = 0x1000
 _PARAM_VOLUME = 2                # what the program's ``-a`` sets
 _PHONEMES_SHOW = 0x1             # what the program's ``-x`` traces
 _EE_OK = 0
 
-#: The flags ``espeak-ng -m -b 1`` synthesises with (``src/espeak-ng.c``).
-SYNTH_FLAGS = _PHONEMES | _ENDPAUSE | _CHARS_UTF8 | _SSML
+#: The flags ``espeak-ng -m -b 1`` synthesises with (``src/espeak-ng.c``) but one: the
+#: program also sets ``espeakPHONEMES``, which reads ``[[…]]`` inside the text as raw
+#: phoneme input. Our text comes from users (templates, contact fields): it is words only.
+SYNTH_FLAGS = _ENDPAUSE | _CHARS_UTF8 | _SSML
+#: Without phoneme input espeak still reads ``[[``/``]]`` as punctuation, each a pause:
+#: :func:`_words_only` makes them spaces, so they change nothing that is said.
 
 _SAMPLES = ctypes.POINTER(ctypes.c_short)
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, _SAMPLES, ctypes.c_int, ctypes.c_void_p)
@@ -121,9 +125,14 @@ def load() -> None:
         _loaded()
 
 
+def _words_only(ssml: str) -> str:
+    """``ssml`` with each ``[[`` and ``]]`` replaced by spaces (single brackets stay)."""
+    return ssml.replace("[[", "  ").replace("]]", "  ")
+
+
 def _speak(lib: _Library, ssml: str, voice: str, amplitude: int) -> bytes:
     """One synthesis of ``ssml`` (the caller holds the lock); the PCM it produced."""
-    text = ssml.encode("utf-8") + b"\0"
+    text = _words_only(ssml).encode("utf-8") + b"\0"
     lib.select(voice)
     lib.lib.espeak_SetParameter(_PARAM_VOLUME, amplitude, 0)
     buffer = ctypes.create_string_buffer(text, len(text))

@@ -134,7 +134,6 @@ PHONEME_INPUT = ["Your code is [[h@l'oU]] 4, 0, 7, 1.", "[[", "]] [[ a [[b]] c ]
                  "Dear [[w'0rld]], [[ and ]] [[d'i:p [[n'Est]] ]] end"]
 
 
-@pytest.mark.xfail(strict=True, reason="espeakPHONEMES is among the synthesis flags")
 @pytest.mark.parametrize("text", PHONEME_INPUT)
 @pytest.mark.parametrize("voice", ["en-us+f3", "de+m3"])
 def test_user_text_never_switches_to_phoneme_input(text, voice):
