@@ -75,8 +75,7 @@ def prepare_speech(plan: Plan, media_dir: Path,
         prosody = tts.Prosody(**{f.name: getattr(verb, f.name)
                                  for f in dataclasses.fields(tts.Prosody)})
         if verb.secret:
-            folder = media_dir / "calls"
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = ephemeral.private_folder(media_dir / "calls")
             path = folder / f"{plan.plan_id}-{secrets.token_hex(4)}.wav"
             pending.append(PendingSpeech(verb.text, prosody, path))
             ephemeral_files.append(str(path))

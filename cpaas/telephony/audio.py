@@ -28,8 +28,10 @@ SOX_TIMEOUT = 120  # seconds; a recording of a long call takes a few
 TELEPHONE_FORMAT = ["-t", "wav", "-r", str(TELEPHONE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer"]
 #: Peaks below this (about -80 dBFS, a few LSBs at 16 bits) are silence: never amplify them.
 SILENCE_PEAK = 1e-4
-#: Mode of written files (what ``open`` gives under the usual umask 022). Keep per-call
-#: secrets (OTP audio) private with the permissions of the directory they go in.
+#: Mode of written files (what ``open`` gives under the usual umask 022), so a media
+#: server running as another user can play them: except in a private folder (no access
+#: for group or others, where per-call secrets such as OTP audio go), whose files keep
+#: the 0600 they are created with.
 FILE_MODE = 0o644
 _INFO_RE = re.compile(r"^([A-Za-z ]+?)\s*:\s*(.+?)\s*$", re.M)
 _STAT_RE = re.compile(r"^(?P<key>[A-Za-z ()]+?):\s+(?P<value>-?[0-9.]+(?:e-?[0-9]+)?)\s*$", re.M)
@@ -87,7 +89,9 @@ def replace_atomically(dst: PathLike, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp_path)`` and move the result onto ``dst``.
 
     Readers (an engine about to play the file) never see a half-written file, and a
-    failure leaves neither a partial ``dst`` nor a stray temporary behind.
+    failure leaves neither a partial ``dst`` nor a stray temporary behind. The file is
+    created 0600 (``O_CREAT|O_EXCL``) and opened up to :data:`FILE_MODE` only outside a
+    private folder.
     """
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -95,8 +99,8 @@ def replace_atomically(dst: PathLike, write: Callable[[Path], object]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
-        # mkstemp makes 0600 files; a media server running as another user must read them.
-        os.chmod(tmp, FILE_MODE)
+        if os.stat(dst.parent).st_mode & 0o077:
+            os.chmod(tmp, FILE_MODE)
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

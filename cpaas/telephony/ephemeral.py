@@ -9,12 +9,18 @@ milliseconds). Both sides therefore follow one rule, whatever the engine:
 
 Whichever of the two runs last finds the file and deletes it, so no prompt outlives its
 call and none is deleted while the call may still play it.
+
+The files carry secrets: they live in a folder only the platform's user can enter
+(:func:`private_folder`), and are themselves 0600 (see
+:func:`cpaas.telephony.audio.replace_atomically`).
 """
 from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Iterable
+from pathlib import Path
 
 import redis
 
@@ -23,6 +29,18 @@ log = logging.getLogger(__name__)
 ENDED_KEY = "cpaas:plan:{plan_id}:ended"
 #: Long past any render: the mark only has to outlive the job that renders the prompt.
 ENDED_TTL = 3600
+
+
+def private_folder(path: Path) -> Path:
+    """``path`` as a folder that only this user may list or enter (0700), made if need be.
+
+    ``chmod`` as well as ``mkdir``: the umask may narrow ``mkdir``'s mode, and a folder
+    made by an older release (or by hand) may be open to others.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:
+        path.chmod(0o700)
+    return path
 
 
 def _ended_key(plan_id: str) -> str:

@@ -125,8 +125,19 @@ def test_odd_file_names_are_just_names(tmp_path):
 
 
 def test_written_files_are_readable_by_a_media_server(tmp_path):
-    out = audio.silence(0.1, tmp_path / "mode.wav")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    out = audio.silence(0.1, shared / "mode.wav")
     assert out.stat().st_mode & 0o777 == audio.FILE_MODE
+
+
+def test_files_in_a_private_folder_stay_private(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir()
+    private.chmod(0o700)
+    out = audio.silence(0.1, private / "mode.wav")
+    assert out.stat().st_mode & 0o777 == 0o600
 
 
 def test_relative_names_starting_with_a_dash_are_not_options(tmp_path, monkeypatch):

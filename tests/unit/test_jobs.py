@@ -44,7 +44,6 @@ def _played(media: Path, plan: Plan) -> Path:
     return media / next(v for v in plan.verbs if isinstance(v, Play)).audio
 
 
-@pytest.mark.xfail(strict=True, reason="OTP prompts are written 0644 into a default folder")
 def test_secret_prompt_is_0600_in_a_0700_folder(tmp_path, r, wide_umask):
     media = tmp_path / "media"
     ready, pending = jobs.prepare_speech(_otp_plan(), media)
@@ -55,7 +54,6 @@ def test_secret_prompt_is_0600_in_a_0700_folder(tmp_path, r, wide_umask):
     assert _mode(prompt) == 0o600
 
 
-@pytest.mark.xfail(strict=True, reason="an existing calls folder keeps its mode")
 def test_an_existing_calls_folder_is_made_private(tmp_path, r):
     media = tmp_path / "media"
     (media / "calls").mkdir(parents=True, mode=0o755)
