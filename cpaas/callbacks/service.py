@@ -15,13 +15,12 @@ from cpaas.validation import from_utc, to_utc, utcnow
 
 def create(account_id: str, data: dict[str, Any]) -> str:
     """Store a callback in UTC with its zone; returns its request_id."""
-    row = Callback.create(
-        id=ids.request_id(), account_id=account_id, agent_number=data["agent_number"],
+    return ids.insert_new(Callback, ids.request_id, lambda new_id: Callback.create(
+        id=new_id, account_id=account_id, agent_number=data["agent_number"],
         caller_id=data["caller_id"], destination_number=data["destination_number"],
         recording_option=data["recording_option"], time_zone=data["time_zone"],
         scheduled_at=to_utc(data["scheduled_at"], data["time_zone"]), status="scheduled",
-        fired_at=None, created_at=utcnow())
-    return row.id
+        fired_at=None, created_at=utcnow()))
 
 
 def _owned(account_id: str, request_id: str) -> Callback:

@@ -100,9 +100,9 @@ def outbound_call(platform: Platform, account: AuthRecord, data: dict[str, Any])
 
 def create_template(account_id: str, text: str) -> dict[str, str]:
     """Store a template awaiting an operator's approval."""
-    row = AnnounceTemplate.create(id=ids.template_id(), account_id=account_id, template_text=text,
-                                  status="pending", created_at=utcnow())
-    return {"announce_template_id": row.id, "status": row.status}
+    new_id = ids.insert_new(AnnounceTemplate, ids.template_id, lambda new_id: AnnounceTemplate.create(
+        id=new_id, account_id=account_id, template_text=text, status="pending", created_at=utcnow()))
+    return {"announce_template_id": new_id, "status": "pending"}
 
 
 def list_templates(account_id: str) -> list[dict[str, str]]:

@@ -32,22 +32,20 @@ def _insert_list(model: type[peewee.Model], new_id: str, account_id: str, name: 
 
 def create_list(account_id: str, name: str) -> str:
     """Create a contact list; 409 when the account already has one of that name."""
-    new_id = ids.list_id()
     try:
-        _insert_list(ContactList, new_id, account_id, name)
+        return ids.insert_new(ContactList, ids.list_id,
+                              lambda new_id: _insert_list(ContactList, new_id, account_id, name))
     except peewee.IntegrityError:
         raise Conflict("list_name", "a list with this list_name already exists") from None
-    return new_id
 
 
 def create_dnd_list(account_id: str, name: str) -> str:
     """Create a DND list; 409 when the account already has one of that name."""
-    new_id = ids.dnd_list_id()
     try:
-        _insert_list(DndList, new_id, account_id, name)
+        return ids.insert_new(DndList, ids.dnd_list_id,
+                              lambda new_id: _insert_list(DndList, new_id, account_id, name))
     except peewee.IntegrityError:
         raise Conflict("dnd_list_name", "a DND list with this dnd_list_name already exists") from None
-    return new_id
 
 
 def own_list(account_id: str, list_id: str, field: str = "list_id") -> None:
@@ -160,10 +158,11 @@ def create_campaign(account_id: str, account_name: str, storage: Storage, data: 
             raise ApiError(400, "invalid recorded_filename", {"recorded_filename": [str(err)]}) from None
         if not data["recorded_filename"].lower().endswith(".wav") or not storage.exists(key):
             raise NotFound("recorded_filename", "uploaded WAV file")
-    try:
+
+    def insert(new_id: str) -> None:
         with database.atomic():
-            row = Campaign.create(
-                id=ids.campaign_id(), account_id=account_id, name=data["campaign_name"],
+            Campaign.create(
+                id=new_id, account_id=account_id, name=data["campaign_name"],
                 list_id=data["list_id"], dnd_list_id=data.get("dnd_list_id"),
                 campaign_type=data["campaign_type"], caller_id=data["campaign_caller_id"],
                 dynamic_announcement=data["dynamic_announcement"],
@@ -176,9 +175,11 @@ def create_campaign(account_id: str, account_name: str, storage: Storage, data: 
                 volume=data["volume"], rate=data["rate"], pitch=data["pitch"],
                 language_code=data["language_code"], tts_engine_type=data["tts_engine_type"],
                 status=STATUS_SCHEDULED, created_at=utcnow())
+
+    try:
+        return ids.insert_new(Campaign, ids.campaign_id, insert)
     except peewee.IntegrityError:
         raise Conflict("campaign_name", "a campaign with this campaign_name already exists") from None
-    return row.id
 
 
 def get_campaign(account_id: str, campaign_id: str) -> Campaign:

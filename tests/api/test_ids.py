@@ -15,9 +15,6 @@ from cpaas.models import AnnounceTemplate, Callback, Campaign, ContactList, DndL
 from tests.api.helpers import (campaign_body, error_body, future_local, make_campaign,
                                make_dnd_list, make_list, ok_body)
 
-pytestmark = pytest.mark.xfail(strict=True, reason="a colliding id is stored as-is: 409 or 500")
-
-
 class RepeatOnce:
     """``hex10`` that first answers an id already in use, then draws as usual."""
 
