@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cpaas import ids
+from cpaas.lru import LRU
 from cpaas.models import Account, AnnounceTemplate
 from cpaas.validation import utcnow
 
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 SEEDED_ACCOUNTS = ("account_1", "account_2")
 DEFAULT_TEMPLATE = "Your one time password is {otp}"
 _CACHE_TTL = 5.0  # seconds: a rotated secret takes effect in every process within this
+#: Entries of the per-process auth cache. Unknown names are cached too (a client repeating
+#: a wrong name costs no database read), and anyone can send new ones: hence a bound.
+AUTH_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class AuthRecord:
     digest: str
 
 
-_cache: dict[str, tuple[float, AuthRecord | None]] = {}
+_cache: LRU[str, tuple[float, AuthRecord | None]] = LRU(AUTH_CACHE_SIZE)
 
 
 def new_secret() -> str:
@@ -70,7 +74,7 @@ def set_secret(name: str, secret: str | None = None) -> str:
                .where(Account.name == name).execute())
     if not updated:
         raise KeyError(name)
-    _cache.pop(name, None)
+    _cache.pop(name)
     return secret
 
 
@@ -81,7 +85,8 @@ def verify(name: str, secret: str) -> AuthRecord | None:
     if cached is None or cached[0] < now:
         row = Account.get_or_none(Account.name == name)
         record = AuthRecord(row.id, row.name, row.auth_salt, row.auth_hash) if row else None
-        _cache[name] = cached = (now + _CACHE_TTL, record)
+        cached = (now + _CACHE_TTL, record)
+        _cache.put(name, cached)
     record = cached[1]
     if record is None:
         # Spend the same work as a real check so timing does not reveal account names.

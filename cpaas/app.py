@@ -36,7 +36,8 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     app.extensions["cpaas"] = Platform(
         settings=settings, redis=redis_client,
         storage=open_storage(settings.effective_storage_url, settings.s3_endpoint_url))
-    limiter = auth.FailureLimiter(redis_client, settings.auth_fail_limit, settings.auth_fail_window)
+    limiter = auth.FailureLimiter(redis_client, settings.auth_fail_limit, settings.auth_fail_window,
+                                  settings.trusted_proxies)
 
     @app.before_request
     def _begin() -> None:

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cpaas.client_address import parse_networks
+
 
 def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
@@ -15,6 +17,16 @@ def _int(name: str, default: int) -> int:
 
 def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
+
+
+def _cidrs(name: str) -> tuple[str, ...]:
+    """A comma-separated list of CIDRs, checked now so a typo stops the start, not a login."""
+    cidrs = tuple(c.strip() for c in os.environ.get(name, "").split(",") if c.strip())
+    try:
+        parse_networks(cidrs)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    return cidrs
 
 
 @dataclass
@@ -31,6 +43,7 @@ class Settings:
     max_upload_mb: int = 200
     auth_fail_limit: int = 20
     auth_fail_window: int = 60
+    trusted_proxies: tuple[str, ...] = ()   # CIDRs whose X-Forwarded-For is believed
     account_secrets: dict[str, str] = field(default_factory=dict)
     admin_password: str | None = None
     # telephony
@@ -45,6 +58,10 @@ class Settings:
     sip_host: str = "127.0.0.1"   # address the engine binds and advertises (SIP and RTP)
     rtp_port: int = 10000         # first RTP port; worker i uses rtp_port + 200 * i
     tts: str = "espeak"
+    # reliability (README, "What survives what")
+    event_retry_limit: float = 600.0   # seconds an event that fails to apply is retried
+    sweep_interval: float = 5.0        # seconds between the sweeper's passes
+    sweep_grace: float = 15.0          # seconds a request looks abandoned before it is swept
 
     @property
     def sqlite_path(self) -> Path:
@@ -95,6 +112,7 @@ def load() -> Settings:
         max_upload_mb=_int("CPAAS_MAX_UPLOAD_MB", 200),
         auth_fail_limit=_int("CPAAS_AUTH_FAIL_LIMIT", 20),
         auth_fail_window=_int("CPAAS_AUTH_FAIL_WINDOW", 60),
+        trusted_proxies=_cidrs("CPAAS_TRUSTED_PROXIES"),
         account_secrets=secrets,
         admin_password=env.get("CPAAS_ADMIN_PASSWORD") or None,
         freeswitch_esl=env.get("FREESWITCH_ESL") or None,
@@ -108,4 +126,7 @@ def load() -> Settings:
         sip_host=env.get("CPAAS_SIP_HOST", "127.0.0.1"),
         rtp_port=_int("CPAAS_RTP_PORT", 10000),
         tts=env.get("CPAAS_TTS", "espeak"),
+        event_retry_limit=_float("CPAAS_EVENT_RETRY_LIMIT", 600.0),
+        sweep_interval=_float("CPAAS_SWEEP_INTERVAL", 5.0),
+        sweep_grace=_float("CPAAS_SWEEP_GRACE", 15.0),
     )

@@ -180,8 +180,6 @@ def _via(client, headers: dict[str, str], xff: str, peer: str = PROXY):
                       environ_base={"REMOTE_ADDR": peer})
 
 
-@pytest.mark.xfail(strict=True, reason="failures are counted per address only: one account's "
-                   "failures lock every account out of that address")
 def test_failures_on_one_account_do_not_lock_out_another_account(app, settings):
     client = _limited_app(settings, 2).test_client()
     for _ in range(4):
@@ -190,7 +188,6 @@ def test_failures_on_one_account_do_not_lock_out_another_account(app, settings):
     ok_body(client.get("/api/files", headers={"account": "account_2", "auth": SECRETS["account_2"]}))
 
 
-@pytest.mark.xfail(strict=True, reason="X-Forwarded-For is not read; CPAAS_TRUSTED_PROXIES missing")
 def test_another_clients_failures_through_the_proxy_never_refuse_good_credentials(app, settings):
     client = _proxied_app(settings, 2).test_client()
     for _ in range(10):
@@ -209,7 +206,6 @@ def test_another_clients_failures_through_the_proxy_never_refuse_good_credential
     ok_body(_via(client, GOOD_1, CLIENT))
 
 
-@pytest.mark.xfail(strict=True, reason="CPAAS_TRUSTED_PROXIES missing")
 def test_forwarded_for_from_an_untrusted_peer_is_ignored(app, settings):
     client = _proxied_app(settings, 2, proxies=("192.0.2.0/24",)).test_client()
     statuses = [_via(client, BAD_1, f"10.9.9.{i}", peer="10.0.0.5").status_code for i in range(5)]

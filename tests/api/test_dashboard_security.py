@@ -169,7 +169,6 @@ def test_dashboard_visits_without_credentials_are_not_failures(app, settings):
     assert client.get("/rq/0/data/queues.json", headers=OPERATOR).status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="unknown account names are cached without bound")
 def test_unknown_account_names_are_cached_within_a_bound(app):
     bound = accounts.AUTH_CACHE_SIZE
     with database.connection_context():
