@@ -122,8 +122,9 @@ CREATE TABLE IF NOT EXISTS cdr_stats (
 -- contact / dnd_contact (the bulk tables, a million rows per CSV import) have no
 -- foreign key to their list: every writer checks the list is the caller's (in the
 -- same statement for the API's upserts, before the first row for an import), and
--- lists are never deleted, so the key would only re-check, once per inserted row,
--- what the writer already checked. On PostgreSQL that check was half the server's
+-- a list is deleted only together with its entries, in one transaction
+-- (cpaas/campaigns/listing.py), so the key would only re-check, once per inserted
+-- row, what the writer already checked. On PostgreSQL that check was half the server's
 -- work per imported row (bench/README.md).
 -- @dialect sqlite
 CREATE TABLE IF NOT EXISTS contact (

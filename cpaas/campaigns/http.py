@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from cpaas.campaigns import csv_import, schemas, service
+from cpaas.campaigns import csv_import, listing, schemas, service
 from cpaas.envelope import ok
 from cpaas.http import caller, json_body, route
 from cpaas.platform import platform
@@ -87,3 +87,75 @@ def _stop() -> Response:
 route(bp, "/stop_campaign", "POST", "Stop a campaign", body=schemas.CampaignIdSchema)(_stop)
 route(root_bp, "/stop_campaign", "POST", "Stop a campaign (path outside /api, as in the spec)",
       body=schemas.CampaignIdSchema, prefix="")(_stop)
+
+
+# -- reading back and removing lists and their entries ------------------------------------
+
+def _found(result: list, what: str) -> Response:
+    return ok(message=f"{what} found" if result else f"no {what} found", result=result)
+
+
+@route(bp, "/get_campaign_lists", "POST", "The account's contact lists, with their sizes (paged)",
+       body=schemas.PageSchema)
+def get_campaign_lists() -> Response:
+    data = json_body(schemas.PageSchema)
+    return _found(listing.lists_page(listing.CONTACTS, caller().id, data["record_count"],
+                                     data["offset"]), "list")
+
+
+@route(bp, "/get_list_contacts", "POST", "The contacts of one list, in the order added (paged)",
+       body=schemas.ListContactsSchema)
+def get_list_contacts() -> Response:
+    data = json_body(schemas.ListContactsSchema)
+    return _found(listing.contacts_page(caller().id, data["list_id"], data["record_count"],
+                                        data["offset"]), "contact")
+
+
+@route(bp, "/get_dnd_lists", "POST", "The account's DND lists, with their sizes (paged)",
+       body=schemas.PageSchema)
+def get_dnd_lists() -> Response:
+    data = json_body(schemas.PageSchema)
+    return _found(listing.lists_page(listing.DND, caller().id, data["record_count"],
+                                     data["offset"]), "DND list")
+
+
+@route(bp, "/get_dnd_list_contacts", "POST", "The numbers of one DND list, by number (paged)",
+       body=schemas.DndListContactsSchema)
+def get_dnd_list_contacts() -> Response:
+    data = json_body(schemas.DndListContactsSchema)
+    return _found(listing.dnd_page(caller().id, data["dnd_list_id"], data["record_count"],
+                                   data["offset"]), "DND contact")
+
+
+@route(bp, "/delete_contact_from_list", "POST", "Remove one contact from a list",
+       body=schemas.DeleteContactSchema)
+def delete_contact_from_list() -> Response:
+    data = json_body(schemas.DeleteContactSchema)
+    listing.delete_entry(listing.CONTACTS, caller().id, data["list_id"], data["contact_number"])
+    return ok(message="contact deleted successfully")
+
+
+@route(bp, "/delete_dnd_contact_from_list", "POST", "Remove one number from a DND list",
+       body=schemas.DeleteDndContactSchema)
+def delete_dnd_contact_from_list() -> Response:
+    data = json_body(schemas.DeleteDndContactSchema)
+    listing.delete_entry(listing.DND, caller().id, data["dnd_list_id"], data["dnd_contact_number"])
+    return ok(message="DND contact deleted successfully")
+
+
+@route(bp, "/delete_campaign_list", "POST",
+       "Delete a contact list and its contacts (409 while a campaign refers to it)",
+       body=schemas.ListIdSchema)
+def delete_campaign_list() -> Response:
+    data = json_body(schemas.ListIdSchema)
+    listing.delete_list(listing.CONTACTS, caller().id, data["list_id"])
+    return ok(message="list deleted successfully")
+
+
+@route(bp, "/delete_campaign_dnd_list", "POST",
+       "Delete a DND list and its numbers (409 while a campaign refers to it)",
+       body=schemas.DndListIdSchema)
+def delete_campaign_dnd_list() -> Response:
+    data = json_body(schemas.DndListIdSchema)
+    listing.delete_list(listing.DND, caller().id, data["dnd_list_id"])
+    return ok(message="DND list deleted successfully")

@@ -5,6 +5,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
+from cpaas.cdr.schemas import MAX_PAGE
 from cpaas.validation import (ENGINE_TYPES, PITCHES, RATES, VOLUMES, Choice, IntChoice, IntLike,
                               LocalDateTime, Phone, PrefixedId, RetryStatuses, StrictSchema, Text,
                               TimeZone, to_utc)
@@ -183,3 +184,49 @@ class CreateCampaignSchema(VoiceParamsMixin):
 
 class CampaignIdSchema(StrictSchema):
     campaign_id = PrefixedId("CM", required=True)
+
+
+# -- reading back and removing lists and their entries ------------------------------------
+
+#: The CDR reads' page limits, so every paged read pages alike.
+MAX_OFFSET = 10_000_000
+
+
+class PageSchema(StrictSchema):
+    """``record_count``/``offset`` paging, as ``get_cdr_by_date`` pages."""
+
+    record_count = IntLike(minimum=1, maximum=MAX_PAGE, load_default=1000,
+                           metadata={"description": f"How many records to return (1-{MAX_PAGE})."})
+    offset = IntLike(minimum=0, maximum=MAX_OFFSET, load_default=0,
+                     metadata={"description": "How many records to skip first."})
+
+
+_LIST_ID = "A list_id of your account (from create_campaign_list or get_campaign_lists)."
+_DND_LIST_ID = ("A dnd_list_id of your account (from create_campaign_dnd_list or "
+                "get_dnd_lists).")
+
+
+class ListContactsSchema(PageSchema):
+    list_id = PrefixedId("LS", required=True, metadata={"description": _LIST_ID})
+
+
+class DndListContactsSchema(PageSchema):
+    dnd_list_id = PrefixedId("DN", required=True, metadata={"description": _DND_LIST_ID})
+
+
+class ListIdSchema(StrictSchema):
+    list_id = PrefixedId("LS", required=True, metadata={"description": _LIST_ID})
+
+
+class DndListIdSchema(StrictSchema):
+    dnd_list_id = PrefixedId("DN", required=True, metadata={"description": _DND_LIST_ID})
+
+
+class DeleteContactSchema(ListIdSchema):
+    contact_number = Phone(required=True, metadata={
+        "description": "The contact's number, as added (8-15 digits, optional leading +)."})
+
+
+class DeleteDndContactSchema(DndListIdSchema):
+    dnd_contact_number = Phone(required=True, metadata={
+        "description": "The DND number, as added (8-15 digits, optional leading +)."})

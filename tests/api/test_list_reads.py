@@ -15,8 +15,6 @@ CONTACTS = [
      "contact_fields": {"field1": "abc", "field3": "100"}},
     {"contact_name": "", "contact_number": "14155550100"},
 ]
-pytestmark = pytest.mark.xfail(strict=True, reason="no read or delete endpoints for lists yet")
-
 DND = [{"dnd_contact_name": "ankit", "dnd_contact_number": "919979270001"},
        {"dnd_contact_name": "abc", "dnd_contact_number": "918000680001"},
        {"dnd_contact_name": "", "dnd_contact_number": "+14155550100"}]
