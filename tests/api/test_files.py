@@ -122,3 +122,43 @@ def test_upload_streamed_without_content_length(api):
                                     "Content-Type": f"multipart/form-data; boundary={boundary}"},
                            environ_overrides={"wsgi.input_terminated": True})
     assert ok_body(resp)["size"] == len(CSV)
+
+
+@pytest.mark.xfail(strict=True, reason="concurrent uploads share one temporary file")
+def test_concurrent_uploads_of_one_name_each_land_whole(app, settings):
+    """Eight uploads of the same name at once over real HTTP: every one answers 200, the
+    stored file is exactly one of them (the last to finish), and no partial file is left."""
+    import threading
+
+    import requests
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{server.server_port}/api/upload_file"
+    headers = {"account": "account_1", "auth": SECRETS["account_1"]}
+    contents = [b"contact_number\n" + f"9199792700{k:02d}\n".encode() * 300_000 for k in range(8)]
+    start = threading.Barrier(len(contents))
+    statuses: dict[int, int] = {}
+
+    def send(k: int) -> None:
+        start.wait()
+        r = requests.post(url, headers=headers, timeout=60,
+                          files={"file": ("same.csv", contents[k], "text/csv")})
+        statuses[k] = r.status_code
+
+    try:
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(len(contents))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.shutdown()
+    assert statuses == {k: 200 for k in range(len(contents))}
+    folder = settings.data_dir / "bucket" / "accounts" / "account_1" / "files"
+    assert [p.name for p in folder.iterdir()] == ["same.csv"]
+    assert (folder / "same.csv").read_bytes() in contents
+    assert ok_body(Api(app.test_client(), "account_1", SECRETS["account_1"]).get("/api/files"))[
+        "result"] == [{"file_name": "same.csv", "size": len(contents[0])}]
