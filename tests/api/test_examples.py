@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.helpers import campaign_body, make_dnd_list, make_list, ok_body, upload
+from tests.api.helpers import (campaign_body, clean_bucket, make_dnd_list, make_list,  # noqa: F401
+                               ok_body, upload)
 
 pytestmark = [pytest.mark.usefixtures("clean_bucket"),
               pytest.mark.xfail(strict=True, reason="no example files yet")]
