@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
+import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Iterator
@@ -17,6 +18,9 @@ from cpaas import config
 
 #: A user-visible file name: one path segment, no dot-files, no separators.
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()+-]{0,199}$")
+#: Suffix of a file still being written (never listed; its leading dot keeps it out of
+#: FILE_NAME_RE, so no user name can address one).
+_PART = ".part"
 
 
 class InvalidName(ValueError):
@@ -56,25 +60,29 @@ class LocalStorage:
 
     def put_file(self, key: str, local_path: str | Path) -> None:
         """Store a local file under ``key`` (atomically replaces)."""
-        dst = self._path(key)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".part")
-        shutil.copyfile(local_path, tmp)
-        os.replace(tmp, dst)
+        with open(local_path, "rb") as source:
+            self.put_stream(key, source, sys.maxsize)
 
     def put_stream(self, key: str, stream: IO[bytes], max_bytes: int) -> int:
-        """Store a stream, refusing more than ``max_bytes``; returns the size."""
+        """Store a stream, refusing more than ``max_bytes``; returns the size.
+
+        The object appears whole or not at all: it is written to a temporary file of its
+        own (writers of the same key at once never share one) and renamed over the key,
+        so the last writer to finish wins and a reader sees one complete version.
+        """
         dst = self._path(key)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".part")
+        fd, tmp_name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=_PART)
+        tmp = Path(tmp_name)
         size = 0
         try:
-            with open(tmp, "wb") as out:
+            with os.fdopen(fd, "wb") as out:
                 while chunk := stream.read(1 << 20):
                     size += len(chunk)
                     if size > max_bytes:
                         raise ValueError("file too large")
                     out.write(chunk)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would differ from the files written before
             os.replace(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)
@@ -101,7 +109,7 @@ class LocalStorage:
         if not base.is_dir():
             return
         for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.name.endswith(".part"):
+            if path.is_file() and not path.name.endswith(_PART):
                 yield str(path.relative_to(self.root)), path.stat().st_size
 
 

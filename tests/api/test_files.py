@@ -124,7 +124,6 @@ def test_upload_streamed_without_content_length(api):
     assert ok_body(resp)["size"] == len(CSV)
 
 
-@pytest.mark.xfail(strict=True, reason="concurrent uploads share one temporary file")
 def test_concurrent_uploads_of_one_name_each_land_whole(app, settings):
     """Eight uploads of the same name at once over real HTTP: every one answers 200, the
     stored file is exactly one of them (the last to finish), and no partial file is left."""
