@@ -97,6 +97,8 @@ class Settings:
 def load() -> Settings:
     """Settings from the environment."""
     env = os.environ
+    # The default trunk follows the sandbox carrier, so CPAAS_SANDBOX_PORT alone moves both.
+    sandbox = f"127.0.0.1:{env.get('CPAAS_SANDBOX_PORT') or 5070}"
     secrets = {}
     for name, var in (("account_1", "CPAAS_ACCOUNT_1_AUTH"), ("account_2", "CPAAS_ACCOUNT_2_AUTH")):
         if env.get(var):
@@ -116,10 +118,10 @@ def load() -> Settings:
         account_secrets=secrets,
         admin_password=env.get("CPAAS_ADMIN_PASSWORD") or None,
         freeswitch_esl=env.get("FREESWITCH_ESL") or None,
-        sip_trunk=env.get("CPAAS_SIP_TRUNK", "sip:{number}@127.0.0.1:5070"),
+        sip_trunk=env.get("CPAAS_SIP_TRUNK", f"sip:{{number}}@{sandbox}"),
         sip_user=env.get("CPAAS_SIP_USER") or None,
         sip_password=env.get("CPAAS_SIP_PASSWORD") or None,
-        agent_uri=env.get("CPAAS_AGENT_URI", "sip:{ext}@127.0.0.1:5070"),
+        agent_uri=env.get("CPAAS_AGENT_URI", f"sip:{{ext}}@{sandbox}"),
         ring_timeout=_int("CPAAS_RING_TIMEOUT", 30),
         engine_workers=_int("CPAAS_ENGINE_WORKERS", 4),
         sip_port=_int("CPAAS_SIP_PORT", 5062),
