@@ -86,7 +86,6 @@ CROSS_SITE = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="the dashboard's actions accept any site's request")
 @pytest.mark.parametrize("label", list(CROSS_SITE))
 def test_cross_site_requests_with_operator_credentials_change_nothing(app, rq_redis, jobs, label):
     client = app.test_client()
@@ -130,7 +129,6 @@ def test_dashboard_reads_need_no_origin(app, jobs):
     assert [j["id"] for j in resp.get_json()["jobs"]] == [jobs["failed"].id]
 
 
-@pytest.mark.xfail(strict=True, reason="the dashboard may be framed by another site")
 def test_dashboard_pages_refuse_to_be_framed(app):
     resp = app.test_client().get("/rq/0/view/jobs", headers=OPERATOR)
     assert resp.status_code == 200
@@ -148,7 +146,6 @@ def _rq_via(client, headers: dict[str, str], xff: str):
                       environ_base={"REMOTE_ADDR": PROXY})
 
 
-@pytest.mark.xfail(strict=True, reason="/rq has no failure limit")
 def test_dashboard_password_guessing_is_throttled_per_client(app, settings):
     client = _proxied(settings, 2).test_client()
     wrong = _basic("admin", "guess")
