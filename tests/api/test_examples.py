@@ -11,8 +11,7 @@ import pytest
 from tests.api.helpers import (campaign_body, clean_bucket, make_dnd_list, make_list,  # noqa: F401
                                ok_body, upload)
 
-pytestmark = [pytest.mark.usefixtures("clean_bucket"),
-              pytest.mark.xfail(strict=True, reason="no example files yet")]
+pytestmark = pytest.mark.usefixtures("clean_bucket")
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
