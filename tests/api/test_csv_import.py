@@ -7,6 +7,8 @@ import json
 import pytest
 
 from cpaas import app as app_module
+from cpaas.campaigns import csv_import
+from cpaas.campaigns.schemas import MAX_CONTACT_FIELDS
 from cpaas.db import database
 from cpaas.models import Contact, DndContact
 from tests import servers
@@ -166,6 +168,97 @@ def test_import_validation(api):
                         {"list_id": list_id, "csv_name": "c.csv", "x": 1}), 400, "x")
     error_body(api.post("/api/import_broadcast_contacts_csv",
                         {"list_id": "DN0123456789", "csv_name": "c.csv"}), 400, "list_id")
+
+
+# --- a refused file stores nothing -------------------------------------------------------
+
+#: Good rows before the break: three whole batches and one more row, so that a batch-at-a-
+#: time import would have stored (and committed) some of them before meeting it.
+GOOD_ROWS = 3 * csv_import.BATCH + 1
+EXISTING = [{"contact_number": "919900000000", "contact_name": "kept", "contact_fields": {"a": "1"}},
+            {"contact_number": "918000000001", "contact_name": "also kept"}]
+BROKEN_TAILS = {
+    "cell over 64 KiB": "late,919800000001," + "y" * (64 * 1024 + 1) + "\n",
+    "not UTF-8": b"late,91980000\xff001,z\n",
+    "quote never closed": 'late,919800000001,"open\n' + "more,919800000002,z\n" * 5000,
+    "row over 256 KiB": "late,919800000001," + ",".join(["z"] * 200_000) + "\n",
+}
+
+
+def _good_rows(n: int = GOOD_ROWS) -> str:
+    # The first row updates an existing contact, the rest are new.
+    return "contact_name,contact_number,city\n" + "".join(
+        f"row {i},9199{i:08d},Pune\n" for i in range(n))
+
+
+@pytest.mark.xfail(strict=True, reason="batches before the break are committed")
+@pytest.mark.parametrize("tail", list(BROKEN_TAILS))
+def test_a_refused_file_leaves_the_list_as_it_was(api, tail):
+    list_id = make_list(api)
+    ok_body(api.post("/api/add_contact_to_list", {"list_id": list_id, "contacts": EXISTING}))
+    before = contacts_of(list_id)
+    broken = BROKEN_TAILS[tail]
+    ok_body(upload(api, "broken.csv", _good_rows().encode() + (
+        broken if isinstance(broken, bytes) else broken.encode())))
+    error_body(import_csv(api, list_id, "broken.csv"), 400, "csv_name")
+    assert contacts_of(list_id) == before
+    # The same rows without the break import whole: the refusal was the tail's.
+    ok_body(upload(api, "good.csv", _good_rows()))
+    assert ok_body(import_csv(api, list_id, "good.csv"))["message"] == \
+        f"({GOOD_ROWS}) contacts imported successfully"
+    assert len(contacts_of(list_id)) == GOOD_ROWS + 1
+
+
+@pytest.mark.xfail(strict=True, reason="batches before the break are committed")
+def test_a_refused_dnd_file_leaves_the_dnd_list_as_it_was(api):
+    dnd = make_dnd_list(api)
+    ok_body(api.post("/api/add_dnd_contact_to_list", {"dnd_list_id": dnd, "dnd_contacts": [
+        {"dnd_contact_number": "919900000000", "dnd_contact_name": "kept"}]}))
+    ok_body(upload(api, "dnd.csv", _good_rows() + BROKEN_TAILS["cell over 64 KiB"]))
+    error_body(api.post("/api/import_dnd_contacts_csv", {"dnd_list_id": dnd, "dnd_csv_name": "dnd.csv"}),
+               400, "dnd_csv_name")
+    assert dnd_of(dnd) == {"919900000000": "kept"}
+
+
+@pytest.mark.xfail(strict=True, reason="a header may name any number of fields")
+def test_more_fields_than_the_api_allows_is_400_and_stores_nothing(api):
+    fields = [f"f{i}" for i in range(MAX_CONTACT_FIELDS + 1)]
+    row = ",".join(["x", "919979270001"] + ["v"] * len(fields)) + "\n"
+    list_id = make_list(api)
+    ok_body(upload(api, "wide.csv", ",".join(["contact_name", "contact_number"] + fields) + "\n" + row))
+    inner = error_body(import_csv(api, list_id, "wide.csv"), 400, "csv_name")
+    assert str(MAX_CONTACT_FIELDS) in inner["errors"]["csv_name"][0]
+    assert contacts_of(list_id) == {}
+    # Exactly the API's limit is fine, as over the API.
+    ok_body(upload(api, "wide.csv", ",".join(["contact_name", "contact_number"] + fields[:-1]) + "\n"
+                   + row.rsplit(",", 1)[0] + "\n"))
+    ok_body(import_csv(api, list_id, "wide.csv"))
+    assert len(contacts_of(list_id)["919979270001"][1]) == MAX_CONTACT_FIELDS
+
+
+@pytest.mark.xfail(strict=True, reason="an overlong row is read whole")
+@pytest.mark.parametrize("where", ["header", "row"])
+def test_one_huge_row_of_commas_is_400(api, where):
+    commas = "," * (8 * 1024 * 1024)
+    text = (f"contact_number{commas}\n919979270001\n" if where == "header"
+            else f"contact_number\n919979270001\n9199792700{commas}\n")
+    list_id = make_list(api)
+    ok_body(upload(api, "commas.csv", text))
+    error_body(import_csv(api, list_id, "commas.csv"), 400, "csv_name")
+    assert contacts_of(list_id) == {}
+
+
+def test_overlong_values_are_skipped_rows_not_a_refusal(api):
+    csv_text = ("contact_name,contact_number,note\n"
+                "good1,919979270001,x\n"
+                f"long,919979270002,{'n' * 501}\n"
+                f"longest,919979270003,{'n' * 64 * 1024}\n"
+                "good2,919979270004,y\n")
+    ok_body(upload(api, "long.csv", csv_text))
+    list_id = make_list(api)
+    inner = ok_body(import_csv(api, list_id, "long.csv"))
+    assert (inner["skipped"], [e["line"] for e in inner["errors"]]) == (2, [3, 4])
+    assert set(contacts_of(list_id)) == {"919979270001", "919979270004"}
 
 
 # --- DND CSV --------------------------------------------------------------------------
