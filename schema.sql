@@ -3,6 +3,9 @@
 -- "-- @dialect sqlite" / "-- @dialect postgresql" apply to that database only; the
 -- rest is portable SQL run on both. Timestamps are UTC, stored without a zone.
 -- The peewee models in cpaas/models.py mirror this file (tests/data/test_schema.py checks).
+-- This is the full current schema, which a fresh install gets; an existing database is
+-- brought to it by the numbered migrations in cpaas/migrations (how to add one: its
+-- docstring). Change both together: tests/data/test_migrations.py checks they agree.
 
 CREATE TABLE IF NOT EXISTS account (
     id          VARCHAR(12)  NOT NULL PRIMARY KEY,            -- AC + 10 letters/digits
@@ -102,6 +105,9 @@ CREATE TABLE IF NOT EXISTS call_request (
     created_at          TIMESTAMP    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS call_request_account ON call_request (account_id);
+-- The requests not yet done, oldest first, without reading the done ones: what the
+-- sweeper reads all the time (migration 0002).
+CREATE INDEX IF NOT EXISTS call_request_status ON call_request (status, created_at);
 
 -- Per-account (campaign_id '') and per-campaign counters, updated in the CDR
 -- writer's transaction, so statistics never scan the CDR table.

@@ -1,6 +1,6 @@
 """Operator command line: ``python -m cpaas`` (or the ``cpaas`` script).
 
-    cpaas init                      create the schema and seed the spec's accounts
+    cpaas init                      create or upgrade the schema, seed the spec's accounts
     cpaas accounts list|create NAME|rotate-auth NAME
     cpaas templates list|approve ID|reject ID
 """
@@ -11,7 +11,9 @@ import json
 import re
 import sys
 
-from cpaas import accounts, config, db, logs
+import peewee
+
+from cpaas import accounts, config, db, logs, migrations
 from cpaas.models import Account, AnnounceTemplate
 
 #: Account names become a storage folder (accounts/<name>/): no "." or ".." segments.
@@ -22,12 +24,21 @@ def _out(payload: object) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
 
 
+def _init(database: peewee.Database, settings: config.Settings) -> None:
+    """Create or upgrade the schema, then seed the spec's accounts."""
+    with database.connection_context():
+        migrations.upgrade(database)
+        # Under the schema lock, so that two init runs at once seed the accounts once.
+        with migrations.locked(database):
+            accounts.seed(settings.data_dir, settings.account_secrets, settings.admin_password)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="cpaas", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="create the database schema and seed the default accounts")
+    sub.add_parser("init", help="create or upgrade the database schema and seed the default accounts")
     acc = sub.add_parser("accounts").add_subparsers(dest="action", required=True)
     acc.add_parser("list")
     acc.add_parser("create").add_argument("name")
@@ -41,11 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup()
     settings = config.load()
     database = db.init(settings.effective_database_url)
-    db.create_schema(database)
 
-    if args.command == "init":
-        accounts.seed(settings.data_dir, settings.account_secrets, settings.admin_password)
-        return 0
+    try:
+        if args.command == "init":
+            _init(database, settings)
+            return 0
+        # The other commands never change the schema behind the operator's back.
+        migrations.check(database)
+    except migrations.MigrationError as err:
+        parser.exit(1, f"cpaas: {err}\n")
     if args.command == "accounts":
         if args.action == "list":
             _out([{"account": a.name, "account_id": a.id, "created_at": a.created_at}

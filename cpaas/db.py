@@ -1,4 +1,4 @@
-"""Database connection (peewee) and schema creation from ``schema.sql``."""
+"""Database connection (peewee) and the reading of SQL files (``schema.sql``, migrations)."""
 from __future__ import annotations
 
 import fcntl
@@ -162,11 +162,16 @@ def init(url: str) -> peewee.Database:
     return db
 
 
-def schema_statements(dialect: str) -> list[str]:
-    """The statements of ``schema.sql`` that apply to ``dialect``."""
+def sql_statements(path: Path, dialect: str) -> list[str]:
+    """The statements of an SQL file (``schema.sql``, a migration) that apply to ``dialect``.
+
+    Statements end with ``;`` at the end of a line; a ``-- @dialect sqlite`` /
+    ``-- @dialect postgresql`` / ``-- @dialect common`` line starts a section that
+    applies to that database only (``common``: both).
+    """
     current = "common"
     chunks: list[str] = []
-    for line in SCHEMA_PATH.read_text().splitlines():
+    for line in path.read_text().splitlines():
         marker = re.match(r"^--\s*@dialect\s+(\w+)", line)
         if marker:
             current = marker.group(1)
@@ -182,8 +187,16 @@ def schema_statements(dialect: str) -> list[str]:
     return statements
 
 
-def create_schema(db: peewee.Database) -> None:
-    """Create every table and index (idempotent)."""
-    with db.atomic():
-        for statement in schema_statements(dialect_of(db)):
-            db.execute_sql(statement)
+def execute_sql_file(db: peewee.Database, path: Path) -> None:
+    """Run every statement of ``path`` for ``db``'s dialect (inside the caller's transaction)."""
+    for statement in sql_statements(path, dialect_of(db)):
+        db.execute_sql(statement)
+
+
+def create_schema(db: peewee.Database) -> list[int]:
+    """Bring the database to the current schema version: a fresh one gets ``schema.sql``,
+    an older one its pending migrations (:mod:`cpaas.migrations`). Idempotent; returns the
+    versions applied."""
+    from cpaas import migrations  # it builds on this module
+
+    return migrations.upgrade(db)
