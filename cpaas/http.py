@@ -23,6 +23,7 @@ class RouteDoc:
     query: type[Schema] | None = None
     tags: list[str] = field(default_factory=list)
     multipart: bool = False
+    description: str = ""
 
 
 ROUTES: list[RouteDoc] = []
@@ -30,12 +31,13 @@ ROUTES: list[RouteDoc] = []
 
 def route(bp: Blueprint, path: str, method: str, summary: str, *, body: type[Schema] | None = None,
           query: type[Schema] | None = None, multipart: bool = False,
-          prefix: str = "/api") -> Callable:
-    """Register a view on ``bp`` and record it for the OpenAPI document."""
+          prefix: str = "/api", description: str = "") -> Callable:
+    """Register a view on ``bp`` and record it for the OpenAPI document (``description``:
+    the operation's longer text, such as the columns a CSV file must have)."""
 
     def wrap(view: Callable) -> Callable:
         ROUTES.append(RouteDoc(prefix + path, method.lower(), summary, body, query,
-                               [bp.name], multipart))
+                               [bp.name], multipart, description))
         # No automatic OPTIONS: it would answer with an empty HTML page, not the envelope.
         return bp.route(path, methods=[method], provide_automatic_options=False)(view)
 

@@ -32,7 +32,7 @@ def _import_response(result: csv_import.ImportResult, what: str) -> Response:
 
 
 @route(bp, "/import_broadcast_contacts_csv", "POST", "Import contacts from an uploaded CSV",
-       body=schemas.ImportCsvSchema)
+       body=schemas.ImportCsvSchema, description=schemas.CONTACTS_CSV_COLUMNS)
 def import_broadcast_contacts_csv() -> Response:
     data = json_body(schemas.ImportCsvSchema)
     account = caller()
@@ -56,7 +56,7 @@ def add_dnd_contact_to_list() -> Response:
 
 
 @route(bp, "/import_dnd_contacts_csv", "POST", "Import DND numbers from an uploaded CSV",
-       body=schemas.ImportDndCsvSchema)
+       body=schemas.ImportDndCsvSchema, description=schemas.DND_CSV_COLUMNS)
 def import_dnd_contacts_csv() -> Response:
     data = json_body(schemas.ImportDndCsvSchema)
     account = caller()

@@ -59,7 +59,25 @@ class AddContactsSchema(StrictSchema):
                                error=f"must hold 1 to {MAX_CONTACTS_PER_REQUEST} contacts"))
 
 
+#: The columns of the two CSV files, as the upload and import operations describe them.
+CONTACTS_CSV_COLUMNS = (
+    "Contacts CSV: UTF-8 with a header row. contact_number (required; 8-15 digits, optional "
+    "leading +), contact_name (optional, up to 100 characters), and any other named column "
+    "(field1, field2, ...: at most 50, values up to 500 characters) becomes a contact field "
+    "of that name, which announcement_text reads as {field1}. Empty cells are left out; a row "
+    "with a bad number or value is skipped and reported; a number already in the list is "
+    "updated. Example: examples/contacts.csv "
+    "(contact_name,contact_number,field1,field2,field3).")
+DND_CSV_COLUMNS = (
+    "DND CSV: UTF-8 with a header row. dnd_contact_number (or contact_number; required, 8-15 "
+    "digits, optional leading +) and dnd_contact_name (or contact_name; optional). Example: "
+    "examples/dnd.csv (dnd_contact_name,dnd_contact_number).")
+
+
 class ImportCsvSchema(StrictSchema):
+    class Meta(StrictSchema.Meta):
+        description = CONTACTS_CSV_COLUMNS
+
     list_id = PrefixedId("LS", required=True)
     csv_name = Text(required=True, max_length=200, strip=True)
 
@@ -82,6 +100,9 @@ class AddDndContactsSchema(StrictSchema):
 
 
 class ImportDndCsvSchema(StrictSchema):
+    class Meta(StrictSchema.Meta):
+        description = DND_CSV_COLUMNS
+
     dnd_list_id = PrefixedId("DN", required=True)
     dnd_csv_name = Text(required=True, max_length=200, strip=True)
 

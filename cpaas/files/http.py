@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
+from cpaas.campaigns.schemas import CONTACTS_CSV_COLUMNS, DND_CSV_COLUMNS
 from cpaas.envelope import ApiError, ok
 from cpaas.http import caller, route
 from cpaas.platform import platform
@@ -14,7 +15,11 @@ ALLOWED_SUFFIXES = (".csv", ".wav")
 
 
 @route(bp, "/upload_file", "POST", "Upload a CSV or WAV file (multipart field 'file')",
-       multipart=True)
+       multipart=True, description=" ".join((
+           "The file is stored under its name (or file_name) for this account; an upload of "
+           "the same name replaces it.", CONTACTS_CSV_COLUMNS, DND_CSV_COLUMNS,
+           "WAV (a campaign's recorded_filename): RIFF/WAVE audio, best 8 kHz mono 16-bit PCM, "
+           "like examples/announcement.wav.")))
 def upload_file() -> Response:
     if not request.mimetype == "multipart/form-data":
         raise ApiError(415, "upload must be multipart/form-data with a 'file' field")
