@@ -13,6 +13,7 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
 from cpaas.telephony import ephemeral
 from pjsua_engine.files import merge_stereo, upload, wait_complete
@@ -25,9 +26,11 @@ log = logging.getLogger(__name__)
 class Finisher(threading.Thread):
     """Processes finished plans one by one, in the order they ended."""
 
-    def __init__(self, reporter: Reporter, on_start: Callable[[], None] | None = None) -> None:
+    def __init__(self, reporter: Reporter, media_dir: Path,
+                 on_start: Callable[[], None] | None = None) -> None:
         super().__init__(name="finisher", daemon=True)
         self.reporter = reporter
+        self.media_dir = media_dir   # where the plans' per-call prompts are
         self.on_start = on_start
         self.queue: queue.Queue[Finished | None] = queue.Queue()
 
@@ -66,7 +69,8 @@ class Finisher(threading.Thread):
             stored.append(rec.key)
             self.reporter.emit(done.plan, "recording.stored",
                                data={"key": rec.key, "channels": channels})
-        ephemeral.release(self.reporter.r, done.plan.plan_id, done.plan.ephemeral_files)
+        ephemeral.release(self.reporter.r, done.plan.plan_id, done.plan.ephemeral_files,
+                          self.media_dir)
         self.reporter.emit(done.plan, "plan.ended", data={
             "legs": {role: asdict(o) for role, o in done.legs.items()},
             "dtmf": done.dtmf, "recordings": stored, "cause": done.cause})

@@ -121,7 +121,7 @@ class Pool:
     def _reap(self, slot: WorkerSlot, cause: str) -> None:
         try:
             self.r.hdel(keys.WORKERS, slot.worker_id)
-            plans = reap(self.r, slot.worker_id, cause)
+            plans = reap(self.r, slot.worker_id, cause, media_dir=self.settings.media_dir)
         except redis.RedisError:
             log.exception("cannot reap worker", extra={"worker": slot.worker_id})
             return

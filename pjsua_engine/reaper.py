@@ -12,6 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import asdict
+from pathlib import Path
 
 import redis
 
@@ -42,8 +43,9 @@ def _close_leg(outcome: dict, now: float, answered: bool = False) -> dict:
     return outcome
 
 
-def reap(r: redis.Redis, worker_id: str, cause: str = CAUSE) -> int:
-    """Close every plan and live leg ``worker_id`` held; return how many plans."""
+def reap(r: redis.Redis, worker_id: str, cause: str = CAUSE, *, media_dir: Path) -> int:
+    """Close every plan and live leg ``worker_id`` held, deleting their per-call prompts
+    (inside ``media_dir``); return how many plans."""
     now = time.time()
     closed_channels: set[str] = set()
     plans = 0
@@ -62,7 +64,7 @@ def reap(r: redis.Redis, worker_id: str, cause: str = CAUSE) -> int:
             legs[role] = outcome
         _emit(r, "plan.ended", plan["plan_id"], account_id, data={
             "legs": legs, "dtmf": state.get("dtmf", ""), "recordings": [], "cause": cause})
-        ephemeral.release(r, plan["plan_id"], plan.get("ephemeral_files", []))
+        ephemeral.release(r, plan["plan_id"], plan.get("ephemeral_files", []), media_dir)
         plans += 1
         log.warning("reaped plan",
                     extra={"plan_id": plan["plan_id"], "worker": worker_id, "cause": cause})

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pjsua2 as pj
 
 from cpaas.telephony.events import dial_status_for
-from cpaas.telephony.plans import Bridge, Dial, Gather, Hangup, Play, Plan, Record
+from cpaas.telephony.plans import Bridge, Dial, Gather, Hangup, Play, Plan, Record, media_path
 from pjsua_engine.actions import LegActions
 from pjsua_engine.links import RECORDER, AudioLinks
 from pjsua_engine.model import Finished, Leg, RecordingFiles, Running, Task, Wait
@@ -246,13 +246,13 @@ class PlanRunner(LegActions):
             log.warning("play skipped, leg not up",
                         extra={"plan_id": self.plan.plan_id, "leg": verb.leg})
             return True
-        if verb.wait and not os.path.exists(verb.audio):
+        path = str(media_path(self.ctx.settings.media_dir, verb.audio))
+        if verb.wait and not os.path.exists(path):
             # A per-call prompt still being rendered by the call job (see workers.jobs).
-            yield Wait(lambda: os.path.exists(verb.audio) or leg.ended,
-                       time.monotonic() + verb.wait)
+            yield Wait(lambda: os.path.exists(path) or leg.ended, time.monotonic() + verb.wait)
             if leg.ended:
                 return True
-            if not os.path.exists(verb.audio):
+            if not os.path.exists(path):
                 log.error("prompt not ready in time", extra={"plan_id": self.plan.plan_id,
                                                              "wait": verb.wait})
                 self.end("error")
@@ -261,7 +261,7 @@ class PlanRunner(LegActions):
         try:
             # Played once per round and rewound by us: a looping player would start the
             # prompt again for a moment before the poll loop noticed the last round.
-            player.createPlayer(verb.audio, pj.PJMEDIA_FILE_NO_LOOP)
+            player.createPlayer(path, pj.PJMEDIA_FILE_NO_LOOP)
         except pj.Error as exc:
             log.error("cannot play audio", extra={"plan_id": self.plan.plan_id,
                                                  "audio": verb.audio, "error": exc.info()})

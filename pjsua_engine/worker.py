@@ -90,7 +90,7 @@ class Worker:
         """Serve plans and commands until asked to stop, then shut down in order."""
         self.stack.start()
         register = self._register_thread
-        finisher = Finisher(self.reporter, on_start=register)
+        finisher = Finisher(self.reporter, self.settings.media_dir, on_start=register)
         inbox = Inbox(self.r, self.worker_id, self.slots, self.reporter, on_start=register,
                       wake=self._waker())
         ctx = WorkerContext(self.settings, self.stack, self.sink, self.reporter, finisher)

@@ -20,7 +20,7 @@ from cpaas.telephony import ephemeral, espeak, tts
 from cpaas.telephony.engine import Engine
 from cpaas.telephony.engines import get_engine
 from cpaas.telephony.events import EVENT_STREAM, EngineEvent
-from cpaas.telephony.plans import Play, Plan, Say
+from cpaas.telephony.plans import Play, Plan, Say, media_path
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ def warm_up() -> None:
 #: rendered (espeak-ng and sox take ~20 ms, Polly a round trip; both normally finish
 #: while the call is still ringing). Past it the plan ends with cause ``error``.
 SPEECH_WAIT = 10.0
+#: Folders of the media root: per-call (secret) prompts, and cached shared speech.
+CALLS_FOLDER, CACHE_FOLDER = "calls", "cache"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +62,8 @@ class PendingSpeech:
 
 def prepare_speech(plan: Plan, media_dir: Path,
                    backend_name: str = tts.DEFAULT_BACKEND) -> tuple[Plan, list[PendingSpeech]]:
-    """Replace every Say with a Play of its audio.
+    """Replace every Say with a Play of its audio (named inside ``media_dir``, which the
+    engine resolves under its own media root).
 
     Cacheable text is rendered now (normally a cache hit). Secret text (an OTP) gets a
     per-call path, listed in ``ephemeral_files`` (deleted when the call ends), that is
@@ -75,15 +78,15 @@ def prepare_speech(plan: Plan, media_dir: Path,
         prosody = tts.Prosody(**{f.name: getattr(verb, f.name)
                                  for f in dataclasses.fields(tts.Prosody)})
         if verb.secret:
-            folder = ephemeral.private_folder(media_dir / "calls")
-            path = folder / f"{plan.plan_id}-{secrets.token_hex(4)}.wav"
-            pending.append(PendingSpeech(verb.text, prosody, path))
-            ephemeral_files.append(str(path))
-            verbs.append(Play(verb.leg, str(path), verb.times, wait=SPEECH_WAIT))
+            name = f"{CALLS_FOLDER}/{plan.plan_id}-{secrets.token_hex(4)}.wav"
+            ephemeral.private_folder(media_dir / CALLS_FOLDER)
+            pending.append(PendingSpeech(verb.text, prosody, media_path(media_dir, name)))
+            ephemeral_files.append(name)
+            verbs.append(Play(verb.leg, name, verb.times, wait=SPEECH_WAIT))
         else:
-            path = tts.render_cached(verb.text, prosody, media_dir / "cache",
+            path = tts.render_cached(verb.text, prosody, media_dir / CACHE_FOLDER,
                                      tts.get_backend(backend_name))
-            verbs.append(Play(verb.leg, str(path), verb.times))
+            verbs.append(Play(verb.leg, path.relative_to(media_dir).as_posix(), verb.times))
     return dataclasses.replace(plan, verbs=verbs, ephemeral_files=ephemeral_files), pending
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import redis
 
+from cpaas.telephony.plans import media_path
+
 log = logging.getLogger(__name__)
 
 ENDED_KEY = "cpaas:plan:{plan_id}:ended"
@@ -61,10 +63,16 @@ def remove(paths: Iterable[str]) -> None:
             log.exception("cannot delete an ephemeral file", extra={"path": path})
 
 
-def release(r: redis.Redis, plan_id: str, paths: Iterable[str]) -> None:
-    """Engine side: the plan has ended; mark it so, then delete its files."""
-    paths = list(paths)
-    if paths:
+def release(r: redis.Redis, plan_id: str, names: Iterable[str], media_dir: Path) -> None:
+    """Engine side: the plan has ended; mark it so, then delete its files (``names``
+    inside ``media_dir``, as the plan lists them)."""
+    names, paths = list(names), []
+    for name in names:
+        try:
+            paths.append(str(media_path(media_dir, name)))
+        except ValueError:
+            log.warning("refusing to delete an ephemeral file", extra={"path": name})
+    if names:
         try:
             r.set(_ended_key(plan_id), 1, ex=ENDED_TTL)
         except redis.RedisError:

@@ -4,7 +4,10 @@ A plan is engine-neutral (like TwiML or a Vonage NCCO). Services build plans; en
 execute them. Plans travel through Redis as JSON, so every verb is a plain dataclass
 whose fields are JSON scalars. Free text never reaches an engine: the call job turns
 ``Say`` into a ``Play`` of an audio file, and only that file's path travels (a secret
-prompt is rendered while the call rings; its ``Play`` waits for the file).
+prompt is rendered while the call rings; its ``Play`` waits for the file). Audio paths
+are names inside the media root (``Settings.media_dir``), never absolute: each engine
+resolves them under its own root (:func:`media_path`), so the data folder may have any
+path (spaces, any length) while what reaches an engine stays a safe token.
 
 Execution semantics shared by every engine:
 
@@ -21,6 +24,7 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Union
 
 #: A leg's role inside its plan. Roles double as names the other verbs refer to.
@@ -32,6 +36,22 @@ NUMBER_RE = re.compile(r"^[0-9]{8,15}$")
 EXTENSION_RE = re.compile(r"^[0-9]{2,6}$")
 #: Every string a plan carries into an engine command must match this (GUIDE §6).
 SAFE_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.@+:/-]{1,200}$")
+
+
+def check_media_name(name: str) -> str:
+    """``name`` if it is a safe path inside the media root; ``ValueError`` otherwise.
+
+    Relative, a safe token, no ``..``: it cannot name anything outside the root.
+    """
+    if not isinstance(name, str) or not SAFE_TOKEN_RE.fullmatch(name) or name.startswith("/") \
+            or ".." in name:
+        raise ValueError(f"unsafe media path {name!r}: a relative name inside the media root")
+    return name
+
+
+def media_path(root: Path, name: str) -> Path:
+    """Where the media ``name`` (from a plan) is under ``root``."""
+    return root / check_media_name(name)
 
 
 @dataclass(frozen=True)
@@ -62,7 +82,7 @@ class Play:
     """Play a rendered audio file (8 kHz mono 16-bit WAV, a local path) ``times`` times."""
 
     leg: Role
-    audio: str
+    audio: str   # relative to the media root (see :func:`media_path`)
     times: int = 1
     #: seconds to wait for ``audio`` to appear: a per-call prompt (an OTP) is rendered
     #: while the call rings, so it may not exist yet when the plan starts.
@@ -133,7 +153,8 @@ class Plan:
     #: legs the plan may hold at once, including a later transfer target; the
     #: embedded engine reserves this many call slots in one worker process.
     max_legs: int = 1
-    #: audio files that belong to this call only (an OTP) and are deleted when it ends.
+    #: audio files that belong to this call only (an OTP) and are deleted when it ends;
+    #: names inside the media root, like :attr:`Play.audio`.
     ephemeral_files: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
@@ -148,10 +169,13 @@ class Plan:
                 pattern = EXTENSION_RE if verb.target == "agent" else NUMBER_RE
                 if not pattern.fullmatch(verb.number) or not NUMBER_RE.fullmatch(verb.caller_id):
                     raise ValueError("dial targets and caller ids must be validated digits")
-            elif isinstance(verb, (Play, Record)):
-                value = verb.audio if isinstance(verb, Play) else verb.key
-                if not SAFE_TOKEN_RE.fullmatch(value) or ".." in value:
-                    raise ValueError(f"unsafe path {value!r}")
+            elif isinstance(verb, Play):
+                check_media_name(verb.audio)
+            elif isinstance(verb, Record):
+                if not SAFE_TOKEN_RE.fullmatch(verb.key) or ".." in verb.key:
+                    raise ValueError(f"unsafe path {verb.key!r}")
+        for name in self.ephemeral_files:
+            check_media_name(name)
 
     def to_json(self) -> str:
         """Serialise for Redis."""

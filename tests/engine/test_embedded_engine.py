@@ -62,8 +62,8 @@ def test_otp_plan_plays_then_hangs_up(engine: EmbeddedEngine, events: EventLog,
     prompt = pool.workdir / "media" / f"otp-{new_id()}.wav"
     shutil.copy(tone, prompt)
     plan = Plan(new_id(), ACCOUNT, "otp",
-                [Dial("customer", CUSTOMER, CALLER, 10), Play("customer", str(prompt), 2), Hangup()],
-                ephemeral_files=[str(prompt)])
+                [Dial("customer", CUSTOMER, CALLER, 10), Play("customer", prompt.name, 2), Hangup()],
+                ephemeral_files=[prompt.name])
     engine.originate(plan)
 
     ended = events.ended(plan.plan_id)
@@ -90,8 +90,8 @@ def _prompt_plan(pool: PoolInfo, wait: float) -> tuple[Plan, Path]:
     """An OTP plan whose one-call prompt does not exist yet (the job renders it later)."""
     prompt = pool.workdir / "media" / f"otp-{new_id()}.wav"
     return Plan(new_id(), ACCOUNT, "otp",
-                [Dial("customer", CUSTOMER, CALLER, 10), Play("customer", str(prompt), 1, wait=wait),
-                 Hangup()], ephemeral_files=[str(prompt)]), prompt
+                [Dial("customer", CUSTOMER, CALLER, 10), Play("customer", prompt.name, 1, wait=wait),
+                 Hangup()], ephemeral_files=[prompt.name]), prompt
 
 
 def test_play_waits_for_a_prompt_rendered_after_the_dial(engine: EmbeddedEngine, events: EventLog,
