@@ -2,6 +2,11 @@
 
 Each starts on a free loopback port in a temporary folder and is stopped at the end of
 the session. ``TEST_REDIS_URL`` / ``TEST_DATABASE_URL`` name external ones instead.
+
+Most tests run them fast (no fsync, no append-only file). The kill tests use
+``durable=True`` handles (:class:`RedisServer`, :class:`PostgresServer`), which persist
+as ``make run`` and a production PostgreSQL do and can be SIGKILLed and started again
+on the same port and folder.
 """
 from __future__ import annotations
 
@@ -9,12 +14,15 @@ import glob
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
 from typing import Iterator
+
+import redis as redis_lib
 
 
 def free_port() -> int:
@@ -86,25 +94,104 @@ def _wait_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process descended from it, all at once (a crash)."""
+    children: dict[int, list[int]] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
+    doomed, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        doomed.append(current)
+        todo.extend(children.get(current, []))
+    for victim in doomed:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        try:   # our own child: reap it, or it stays a zombie that "exists"
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"process {pid} did not die")
+
+
+class RedisServer:
+    """A private redis-server that can be killed and started again on its port and folder.
+
+    ``durable`` runs it as ``make run`` does (append-only file, fsync every second), so
+    a restart keeps what it acknowledged; otherwise nothing is persisted (fast, and a
+    restart is a flush).
+    """
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
+        self.port = free_port()
+        self.workdir = tempfile.mkdtemp(prefix="cpaas-redis-")
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "RedisServer":
+        """Start (or start again) and wait until it accepts connections."""
+        persistence = ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1000"] \
+            if self.durable else ["--appendonly", "no", "--save", ""]
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             self.workdir, *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(self.port)
+        client = redis_lib.Redis.from_url(self.url)
+        deadline = time.monotonic() + 30
+        while True:   # replaying the append-only file answers LOADING until it is done
+            try:
+                client.ping()
+                break
+            except redis_lib.BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing is flushed or saved on the way out."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Stop for good and remove its folder."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @contextmanager
-def redis_server() -> Iterator[str]:
+def redis_server(durable: bool = False) -> Iterator[str]:
     """Yield the URL of a private redis-server."""
-    if os.environ.get("TEST_REDIS_URL"):
+    if os.environ.get("TEST_REDIS_URL") and not durable:
         yield os.environ["TEST_REDIS_URL"]
         return
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="cpaas-redis-")
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisServer(durable).start()
     try:
-        _wait_port(port)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.stop()
 
 
 def _pg_bin() -> str:
@@ -114,38 +201,77 @@ def _pg_bin() -> str:
     return os.path.dirname(found[-1])
 
 
-@contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yield the URL of a throw-away PostgreSQL database.
+class PostgresServer:
+    """A throw-away PostgreSQL cluster that can be killed and started again on its port
+    and data folder.
 
-    initdb refuses to run as root, so as root the cluster belongs to the ``postgres``
-    system user that Debian's package creates.
+    ``durable`` keeps the defaults a production server has (``fsync`` and
+    ``synchronous_commit`` on), so a commit it acknowledged survives a SIGKILL;
+    otherwise both are off, for speed. initdb refuses to run as root, so as root the
+    cluster belongs to the ``postgres`` system user that Debian's package creates.
     """
-    if os.environ.get("TEST_DATABASE_URL"):
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
+        self.bindir = _pg_bin()
+        self.port = free_port()
+        self.workdir = tempfile.mkdtemp(prefix="cpaas-pg-")
+        self.datadir = os.path.join(self.workdir, "data")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/cpaas_test"
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres", "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.env = {**os.environ, "LC_ALL": "C.UTF-8"}
+
+    def _run(self, *argv: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(self.as_user + [f"{self.bindir}/{argv[0]}", *argv[1:]],
+                              env=self.env, stdout=subprocess.DEVNULL, **kw)
+
+    def create(self) -> "PostgresServer":
+        """initdb, start, and create the test database."""
+        self._run("initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                  *([] if self.durable else ["--no-sync"]), check=True)
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                  "cpaas_test", check=True)
+        return self
+
+    def start(self) -> None:
+        """Start (or start again after :meth:`kill`: crash recovery replays the WAL)."""
+        opts = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 " \
+               "-c max_connections=200 "
+        opts += "-c fsync=on -c synchronous_commit=on -c full_page_writes=on" if self.durable \
+            else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self._run("pg_ctl", "-D", self.datadir, "-o", opts, "-l",
+                  os.path.join(self.workdir, "log"), "-w", "-t", "60", "start", check=True)
+
+    def pid(self) -> int:
+        """The postmaster's pid."""
+        with open(os.path.join(self.datadir, "postmaster.pid")) as f:
+            return int(f.readline())
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and every backend at once, as a crash."""
+        pid = self.pid()
+        kill_tree(pid)
+        _gone(pid)
+
+    def stop(self) -> None:
+        """Stop for good and remove the cluster."""
+        self._run("pg_ctl", "-D", self.datadir, "-m", "immediate", "stop",
+                  stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server(durable: bool = False) -> Iterator[str]:
+    """Yield the URL of a throw-away PostgreSQL database."""
+    if os.environ.get("TEST_DATABASE_URL") and not durable:
         yield os.environ["TEST_DATABASE_URL"]
         return
-    bindir = _pg_bin()
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="cpaas-pg-")
-    datadir = os.path.join(workdir, "data")
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(workdir, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    env = {**os.environ, "LC_ALL": "C.UTF-8"}
-    subprocess.run(as_user + [f"{bindir}/initdb", "-D", datadir, "-U", "postgres",
-                              "--auth=trust", "-E", "UTF8", "--no-sync"],
-                   check=True, stdout=subprocess.DEVNULL, env=env)
-    opts = (f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-    subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", datadir, "-o", opts, "-l",
-                              os.path.join(workdir, "log"), "-w", "start"],
-                   check=True, stdout=subprocess.DEVNULL, env=env)
+    server = PostgresServer(durable).create()
     try:
-        subprocess.run(as_user + [f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port),
-                                  "-U", "postgres", "cpaas_test"], check=True, env=env)
-        yield f"postgresql://postgres@127.0.0.1:{port}/cpaas_test"
+        yield server.url
     finally:
-        subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", datadir, "-m", "immediate", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.stop()
