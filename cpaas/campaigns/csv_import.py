@@ -1,7 +1,9 @@
 """Streaming CSV import of contacts and DND numbers from object storage.
 
-Memory stays flat whatever the file size: rows are read one by one and written in
-batches, each batch in its own transaction. Bad rows are skipped and reported.
+Memory stays flat whatever the file size: rows are read one by one (no row longer than
+:data:`MAX_ROW_CHARS`) and written in batches, all in one transaction: a file refused
+anywhere (not UTF-8, not CSV, a cell or row too long, more fields than the API allows)
+leaves the list exactly as it was. Bad rows are skipped and reported.
 
 Speed (bench/csv_import.py): rows are parsed with the C ``csv.reader`` (not
 ``DictReader``), the per-file work (column positions, header-name checks) is done once,
@@ -24,7 +26,7 @@ import peewee
 from marshmallow import ValidationError
 
 from cpaas.campaigns import service
-from cpaas.campaigns.schemas import clean_contact_fields
+from cpaas.campaigns.schemas import MAX_CONTACT_FIELDS, clean_contact_fields
 from cpaas.db import database, dialect_of
 from cpaas.envelope import ApiError, NotFound
 from cpaas.storage import InvalidName, NotFound as ObjectMissing, Storage, account_key
@@ -32,7 +34,12 @@ from cpaas.validation import PHONE_RE
 
 BATCH = 5000
 MAX_REPORTED_ERRORS = 20
-csv.field_size_limit(64 * 1024)
+MAX_CELL_CHARS = 64 * 1024
+#: A record longer than this refuses the file, as a cell over MAX_CELL_CHARS does. The
+#: longest importable contact is about 26 K characters (50 fields of 500, the name and
+#: the number; quoting may double it), and it bounds what one row can cost in memory.
+MAX_ROW_CHARS = 4 * MAX_CELL_CHARS
+csv.field_size_limit(MAX_CELL_CHARS)
 
 _NUMBER_ERROR = "must be 8 to 15 digits with an optional leading +"
 _NAME_ERROR = "must be at most 100 printable characters"
@@ -108,6 +115,47 @@ class _Layout:
     extra: list[tuple[str, int]]       # (field name, column) of every other named column
 
 
+class _RowTooLong(Exception):
+    """A record longer than :data:`MAX_ROW_CHARS` (raised from inside the CSV reader)."""
+
+
+def _bounded_lines(text: io.TextIOWrapper) -> tuple[Iterator[str], Callable[[], None]]:
+    """The file's lines for ``csv.reader``, and the call that marks a record's end.
+
+    A record may span lines (a quoted field holds newlines) and a line may be endless;
+    either way no more than :data:`MAX_ROW_CHARS` characters of one record are read,
+    so a hostile file (one row of millions of commas) costs bounded memory: the reader
+    builds a row's cells only as it reads them.
+    """
+    fed = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal fed
+        readline = text.readline
+        while line := readline(MAX_ROW_CHARS + 1):
+            fed += len(line)
+            if fed > MAX_ROW_CHARS:
+                raise _RowTooLong
+            yield line
+
+    def record_ended() -> None:
+        nonlocal fed
+        fed = 0
+
+    return lines(), record_ended
+
+
+def _refusal(err: Exception, field_name: str, line: int) -> ApiError:
+    """The 400 for a file that cannot be read past ``line`` (the last one read whole)."""
+    if isinstance(err, UnicodeDecodeError):
+        return ApiError(400, f"{field_name} is not UTF-8 text", {field_name: ["not UTF-8"]})
+    if isinstance(err, _RowTooLong):
+        return ApiError(400, f"{field_name} has a row longer than {MAX_ROW_CHARS // 1024} KiB "
+                             f"after line {line}",
+                        {field_name: [f"rows must be at most {MAX_ROW_CHARS // 1024} KiB"]})
+    return ApiError(400, f"{field_name} is not valid CSV near line {line}", {field_name: [str(err)]})
+
+
 def _rows(text: io.TextIOWrapper, number_cols: tuple[str, ...], name_cols: tuple[str, ...],
           field_name: str) -> tuple[_Layout, Iterator[tuple[int, list[str]]]]:
     """The file's layout and its (line, cells) rows.
@@ -115,13 +163,16 @@ def _rows(text: io.TextIOWrapper, number_cols: tuple[str, ...], name_cols: tuple
     Same reading rules as ``csv.DictReader``: blank lines are skipped, a header name
     that appears twice means its last column, and ``line`` is ``DictReader.line_num``
     (also in the "not valid CSV near line N" error, where it is the last line read
-    successfully).
+    successfully). A file that cannot be read (not UTF-8, not CSV, a cell over 64 KiB,
+    a row over :data:`MAX_ROW_CHARS`) raises a 400 wherever that happens.
     """
-    reader = csv.reader(text)
+    lines, record_ended = _bounded_lines(text)
+    reader = csv.reader(lines)
     try:
         header = next(reader, None) or []
-    except UnicodeDecodeError:
-        raise ApiError(400, f"{field_name} is not UTF-8 text", {field_name: ["not UTF-8"]}) from None
+    except (UnicodeDecodeError, csv.Error, _RowTooLong) as err:
+        raise _refusal(err, field_name, 0) from None
+    record_ended()
     header = [h.strip() for h in header]
     number_col = next((c for c in number_cols if c in header), None)
     if number_col is None:
@@ -129,7 +180,8 @@ def _rows(text: io.TextIOWrapper, number_cols: tuple[str, ...], name_cols: tuple
                        {field_name: [f"header must name a {number_cols[0]} column"]})
     name_col = next((c for c in name_cols if c in header), "")
     position = {name: i for i, name in enumerate(header)}  # the last one of a repeated name
-    extra = [h for h in header if h and h not in (number_col, name_col) + number_cols + name_cols]
+    extra = dict.fromkeys(h for h in header
+                          if h and h not in (number_col, name_col) + number_cols + name_cols)
     layout = _Layout(len(header), number_col, position[number_col], name_col,
                      position[name_col] if name_col else -1, [(h, position[h]) for h in extra])
 
@@ -138,21 +190,14 @@ def _rows(text: io.TextIOWrapper, number_cols: tuple[str, ...], name_cols: tuple
         while True:
             try:
                 row = next(reader)
-                if not row:
-                    line = reader.line_num
-                    row = next(reader)
-                    while not row:
-                        row = next(reader)
-                line = reader.line_num
             except StopIteration:
                 return
-            except UnicodeDecodeError:
-                raise ApiError(400, f"{field_name} is not UTF-8 text",
-                               {field_name: ["not UTF-8"]}) from None
-            except csv.Error as err:
-                raise ApiError(400, f"{field_name} is not valid CSV near line {line}",
-                               {field_name: [str(err)]}) from None
-            yield line, row
+            except (UnicodeDecodeError, csv.Error, _RowTooLong) as err:
+                raise _refusal(err, field_name, line) from None
+            record_ended()
+            line = reader.line_num
+            if row:  # blank lines are skipped
+                yield line, row
 
     return layout, rows()
 
@@ -179,11 +224,12 @@ def _import(layout: _Layout, rows: Iterator[tuple[int, list[str]]], build: Calla
                 append = batch.append
         if batch:
             result.imported += writer.put(batch)
-        result.imported += writer.drain()
-    finally:
-        # Waits for a batch still being written; its error, had there been one, would
-        # have stopped the import before the rows read since, so it wins.
-        writer.close()
+        result.imported += writer.commit()
+    except BaseException:
+        # A refused file (or a failed write) stores nothing: the batches written so far
+        # go with the import's one transaction.
+        writer.abort()
+        raise
     return result
 
 
@@ -277,20 +323,19 @@ def _sqlstate(err: BaseException) -> str | None:
 class _Table:
     """How one kind of import writes a batch of merged rows into its table.
 
+    Every batch is written inside the import's one transaction (see :class:`_Writer`).
     PostgreSQL: while no row of the import has met an existing one, a batch is COPYed
-    straight into the table (a plain insert: no staging, no conflict arbitration), as its
-    own transaction, or inside a savepoint when the caller holds a transaction. The first
-    unique violation undoes that attempt, and from then on every
-    batch is COPYed into a temporary table and upserted with ``ON CONFLICT … DO UPDATE``
-    in file order. Both store exactly what the upsert of the original rows would.
-    SQLite: one prepared upsert run for every row.
+    straight into the table (a plain insert: no staging, no conflict arbitration) inside
+    a savepoint. The first unique violation undoes that savepoint, and from then on
+    every batch is COPYed into a temporary table and upserted with ``ON CONFLICT … DO
+    UPDATE`` in file order. Both store exactly what the upsert of the original rows
+    would. SQLite: one prepared upsert run for every row.
     """
 
     def __init__(self, table: str, owner_col: str, owner: str, columns: tuple[str, ...]) -> None:
         self.table, self.owner_col, self.owner, self.columns = table, owner_col, owner, columns
         self.kind = "sqlite"  # or "postgresql": set by _writer from the database
         self.direct = True
-        self.nested = False  # batches are savepoints of a transaction of the caller's
         names = ", ".join(columns)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "number")
         self.staged = f"{table}_import"
@@ -311,7 +356,7 @@ class _Table:
         return [(self.owner, *row) for row in rows]
 
     def write(self, payload: object) -> None:
-        """Store one batch; the caller holds its transaction."""
+        """Store one batch; the caller holds the import's transaction."""
         if self.kind == "postgresql":
             self._write_postgresql(payload)  # type: ignore[arg-type]
         else:
@@ -332,7 +377,7 @@ class _Table:
         cursor = database.cursor()
         if self.direct:
             try:
-                with database.atomic():  # a savepoint inside the batch's transaction
+                with database.atomic():  # a savepoint: a violation undoes this batch only
                     with peewee.__exception_wrapper__:
                         self.copy(cursor, self.table, payload)
                 return
@@ -344,21 +389,20 @@ class _Table:
             cursor.execute(self.create_staged)
             self.copy(cursor, self.staged, payload)
             cursor.execute(self.upsert_staged)
-            if self.nested:
-                # The batch is a savepoint of the caller's transaction: no commit empties
-                # the staging table before the next batch, so empty it now.
-                cursor.execute(f"DELETE FROM {self.staged}")
+            # No commit empties the staging table before the next batch: empty it now.
+            cursor.execute(f"DELETE FROM {self.staged}")
 
 
 class _Writer:
-    """Stores batches in order, each in its own transaction.
+    """Stores batches in order, all in one transaction, committed by :meth:`commit` or
+    rolled back by :meth:`abort` (a savepoint when the caller holds a transaction).
 
     ``put`` prepares a batch in the calling thread (merging, building the COPY data) and
     hands it over; it returns how many contacts the batches finished since the last call
     stored. On PostgreSQL, when the caller is not inside a transaction of its own, the
-    batches are written by one helper thread on its own pooled connection, so the
-    database works on batch N while this thread parses batch N+1; order, transactions
-    and results are those of writing them inline.
+    transaction and its batches live on one helper thread with its own pooled
+    connection, so the database works on batch N while this thread parses batch N+1;
+    order, transaction and results are those of writing them inline.
     """
 
     def __init__(self, prepare: Callable[[list], object], store: Callable[[object], int],
@@ -366,6 +410,19 @@ class _Writer:
         self.prepare, self.store = prepare, store
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="csv-import") if pipelined else None
         self.pending: Future | None = None
+        self.transaction = database.atomic()
+        try:
+            self._run(self.transaction.__enter__)
+        except BaseException:
+            self._release()
+            raise
+        self.open = True
+
+    def _run(self, call: Callable[..., object], *args: object) -> object:
+        """``call(*args)`` on the thread that holds the transaction."""
+        if self.pool is None:
+            return call(*args)
+        return self.pool.submit(call, *args).result()
 
     def put(self, batch: list) -> int:
         prepared = self.prepare(batch)
@@ -379,15 +436,42 @@ class _Writer:
         pending, self.pending = self.pending, None
         return pending.result() if pending is not None else 0
 
-    def close(self) -> None:
+    def commit(self) -> int:
+        """Wait for the last batch and commit; returns what the batches since the last
+        ``put`` stored."""
+        done = self.drain()
+        self.open = False  # peewee ends the transaction even when COMMIT fails
+        self._run(self.transaction.__exit__, None, None, None)
+        self._release()
+        return done
+
+    def abort(self) -> None:
+        """Wait for a batch still being written (its outcome no longer matters) and roll
+        everything back."""
+        try:
+            self.drain()
+        except Exception:  # noqa: BLE001 - the rollback below undoes it, whatever it was
+            pass
+        try:
+            if self.open:
+                self.open = False
+                self._run(self.transaction.__exit__, _Aborted, _Aborted(), None)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
         if self.pool is None:
             return
         try:
-            self.drain()
-        finally:
             # Give the helper thread's connection back to the pool.
             self.pool.submit(_close_connection).result()
+        finally:
             self.pool.shutdown()
+            self.pool = None
+
+
+class _Aborted(Exception):
+    """Handed to the transaction's ``__exit__`` so that it rolls back."""
 
 
 def _close_connection() -> None:
@@ -397,7 +481,6 @@ def _close_connection() -> None:
 
 def _writer(table: _Table, merge: Callable[[list], list]) -> _Writer:
     table.kind = dialect_of(database.obj)
-    table.nested = database.in_transaction()
 
     def prepare(batch: list) -> object:
         rows = merge(batch)
@@ -405,24 +488,12 @@ def _writer(table: _Table, merge: Callable[[list], list]) -> _Writer:
 
     def store(prepared: object) -> int:
         count, payload = prepared  # type: ignore[misc]
-        if count and table.kind == "postgresql" and table.direct and not table.nested:
-            # One COPY in autocommit mode (peewee's) is the batch's whole transaction: a
-            # single round trip. A row that meets an existing one aborts it, as it would
-            # in a transaction of its own, and the batch goes the staged way below.
-            try:
-                with peewee.__exception_wrapper__:
-                    table.copy(database.cursor(), table.table, payload)
-                return count
-            except peewee.IntegrityError as err:
-                if _sqlstate(err) != "23505":  # unique_violation
-                    raise
-                table.direct = False
-        with database.atomic():
-            if count:
-                table.write(payload)
-            return count
+        if count:
+            table.write(payload)
+        return count
 
-    return _Writer(prepare, store, pipelined=table.kind == "postgresql" and not table.nested)
+    return _Writer(prepare, store,
+                   pipelined=table.kind == "postgresql" and not database.in_transaction())
 
 
 # -- the two imports ----------------------------------------------------------------------
@@ -434,6 +505,12 @@ def import_contacts(storage: Storage, account_id: str, account_name: str, list_i
 
     with _open_text(storage, account_name, csv_name, "csv_name") as text:
         layout, rows = _rows(text, ("contact_number",), ("contact_name",), "csv_name")
+        if len(layout.extra) > MAX_CONTACT_FIELDS:
+            # Every named column is a contact field: as over the API, a contact may
+            # carry at most MAX_CONTACT_FIELDS of them.
+            raise ApiError(400, f"csv_name has more than {MAX_CONTACT_FIELDS} contact fields",
+                           {"csv_name": [f"at most {MAX_CONTACT_FIELDS} fields (columns besides "
+                                         "contact_number and contact_name)"]})
         number_and_name = _number_and_name(layout, True)
         number_at, name_at, extra = layout.number_at, layout.name_at, layout.extra
         number_error = {layout.number_col: [_NUMBER_ERROR]}
