@@ -58,6 +58,8 @@ class Settings:
     sip_host: str = "127.0.0.1"   # address the engine binds and advertises (SIP and RTP)
     rtp_port: int = 10000         # first RTP port; worker i uses rtp_port + 200 * i
     tts: str = "espeak"
+    #: key sealing secrets that cross Redis (cpaas.telephony.sealed); None: a key file
+    secret_key: str | None = None
     # reliability (README, "What survives what")
     event_retry_limit: float = 600.0   # seconds an event that fails to apply is retried
     sweep_interval: float = 5.0        # seconds between the sweeper's passes
@@ -77,6 +79,11 @@ class Settings:
     def media_dir(self) -> Path:
         """Rendered prompts and per-call audio the engine plays (local to the engine)."""
         return (self.data_dir / "media").resolve()
+
+    @property
+    def secret_key_file(self) -> Path:
+        """The sealing key made on first use when ``CPAAS_SECRET_KEY`` is unset (0600)."""
+        return self.data_dir / "secret.key"
 
     @property
     def redis_socket(self) -> Path:
@@ -128,6 +135,7 @@ def load() -> Settings:
         sip_host=env.get("CPAAS_SIP_HOST", "127.0.0.1"),
         rtp_port=_int("CPAAS_RTP_PORT", 10000),
         tts=env.get("CPAAS_TTS", "espeak"),
+        secret_key=env.get("CPAAS_SECRET_KEY") or None,
         event_retry_limit=_float("CPAAS_EVENT_RETRY_LIMIT", 600.0),
         sweep_interval=_float("CPAAS_SWEEP_INTERVAL", 5.0),
         sweep_grace=_float("CPAAS_SWEEP_GRACE", 15.0),

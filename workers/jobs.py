@@ -16,7 +16,7 @@ import redis
 
 from cpaas import config, logs
 from cpaas.redis_conn import get_redis
-from cpaas.telephony import ephemeral, espeak, tts
+from cpaas.telephony import ephemeral, espeak, sealed, tts
 from cpaas.telephony.engine import Engine
 from cpaas.telephony.engines import get_engine
 from cpaas.telephony.events import EVENT_STREAM, EngineEvent
@@ -60,7 +60,7 @@ class PendingSpeech:
     path: Path
 
 
-def prepare_speech(plan: Plan, media_dir: Path,
+def prepare_speech(plan: Plan, media_dir: Path, box: sealed.Box,
                    backend_name: str = tts.DEFAULT_BACKEND) -> tuple[Plan, list[PendingSpeech]]:
     """Replace every Say with a Play of its audio (named inside ``media_dir``, which the
     engine resolves under its own media root).
@@ -68,7 +68,8 @@ def prepare_speech(plan: Plan, media_dir: Path,
     Cacheable text is rendered now (normally a cache hit). Secret text (an OTP) gets a
     per-call path, listed in ``ephemeral_files`` (deleted when the call ends), that is
     rendered only after the call is placed: its Play waits for the file, so the INVITE
-    does not wait for the speech.
+    does not wait for the speech. Its sealed text is opened here, so a token that
+    cannot be opened (another key) fails the job before anyone is dialed.
     """
     verbs, ephemeral_files, pending = [], list(plan.ephemeral_files), []
     for verb in plan.verbs:
@@ -80,7 +81,8 @@ def prepare_speech(plan: Plan, media_dir: Path,
         if verb.secret:
             name = f"{CALLS_FOLDER}/{plan.plan_id}-{secrets.token_hex(4)}.wav"
             ephemeral.private_folder(media_dir / CALLS_FOLDER)
-            pending.append(PendingSpeech(verb.text, prosody, media_path(media_dir, name)))
+            pending.append(PendingSpeech(box.open(verb.text, plan.plan_id), prosody,
+                                         media_path(media_dir, name)))
             ephemeral_files.append(name)
             verbs.append(Play(verb.leg, name, verb.times, wait=SPEECH_WAIT))
         else:
@@ -114,7 +116,8 @@ def place_call(plan_json: str) -> None:
     logs.account_id_var.set(plan.account_id)
     try:
         settings, engine = _context()
-        ready, pending = prepare_speech(plan, settings.media_dir, settings.tts)
+        ready, pending = prepare_speech(plan, settings.media_dir, sealed.box(settings),
+                                        settings.tts)
         engine.originate(ready)
         log.info("plan handed to engine", extra={"kind": plan.kind, "engine": engine.name})
     except Exception as err:  # noqa: BLE001 - reported as a failed call, never re-raised

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from cpaas.telephony import sealed
 from cpaas.telephony.plans import Bridge, Dial, Hangup, Plan, Record, Say
 from cpaas.telephony.tts import Prosody, speak_digits
 
@@ -34,10 +35,11 @@ def click2call(request_id: str, account_id: str, agent: str, customer: str, call
 
 
 def otp(request_id: str, account_id: str, customer: str, caller_id: str, template_text: str,
-        code: str, prosody: Prosody, repeat: int, ring_timeout: int) -> Plan:
+        code: str, prosody: Prosody, repeat: int, ring_timeout: int, box: sealed.Box) -> Plan:
     """Dial the customer, speak the template with the code digit by digit ``repeat``
-    times, hang up. The spoken text is secret: rendered per call, never cached."""
-    text = template_text.replace("{otp}", speak_digits(code))
+    times, hang up. The spoken text is secret: sealed with ``box`` for the plan (it
+    crosses Redis), rendered per call, never cached."""
+    text = box.seal(template_text.replace("{otp}", speak_digits(code)), request_id)
     say = Say("customer", text, times=repeat, secret=True, **dataclasses.asdict(prosody))
     return Plan(request_id, account_id, "otp",
                 [Dial("customer", customer, caller_id, ring_timeout), say, Hangup()], max_legs=1)

@@ -15,7 +15,7 @@ from cpaas.envelope import ApiError, NotFound
 from cpaas.models import AnnounceTemplate, CallRequest, Cdr
 from cpaas.platform import Platform
 from cpaas.storage import NotFound as ObjectMissing, account_prefix
-from cpaas.telephony import live
+from cpaas.telephony import live, sealed
 from cpaas.telephony.engine import EngineError, LegAction, LegNotFound
 from cpaas.telephony.plans import Plan
 from cpaas.telephony.tts import Prosody
@@ -88,7 +88,7 @@ def outbound_call(platform: Platform, account: AuthRecord, data: dict[str, Any])
     request_id = ids.request_id()
     plan = plans.otp(request_id, account.id, data["customer_number"], data["caller_id"],
                      template.template_text, data["otp"], prosody, data["repeat"],
-                     platform.settings.ring_timeout)
+                     platform.settings.ring_timeout, sealed.box(platform.settings))
     with database.atomic():
         _record_request(account.id, request_id, "otp", agent_number="",
                         customer_number=data["customer_number"], caller_id=data["caller_id"],

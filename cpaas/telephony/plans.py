@@ -104,7 +104,9 @@ class Say:
     language_code: str = "en-US"
     engine_type: str = "standard"
     times: int = 1
-    #: secret text (an OTP) is rendered per call, never cached, deleted after the call
+    #: secret text (an OTP): ``text`` is then sealed for the plan
+    #: (:mod:`cpaas.telephony.sealed`), opened only by the call job, rendered per call,
+    #: never cached, and its audio deleted after the call
     secret: bool = False
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from cpaas import config
 from cpaas.calls import plans as call_plans
-from cpaas.telephony import audio
+from cpaas.telephony import audio, sealed
 from cpaas.telephony.plans import Play, Plan, Say
 from cpaas.telephony.tts import Prosody
 from workers import jobs
@@ -31,9 +32,14 @@ def wide_umask():
     os.umask(old)
 
 
-def _otp_plan() -> Plan:
+@pytest.fixture
+def box(tmp_path) -> sealed.Box:
+    return sealed.box(config.Settings(data_dir=tmp_path / "data"))
+
+
+def _otp_plan(box: sealed.Box) -> Plan:
     return call_plans.otp(secrets.token_hex(5), "ACjobs", "15557650001", "15551230000", TEMPLATE,
-                          "1987", Prosody(), 2, 10)
+                          "1987", Prosody(), 2, 10, box)
 
 
 def _mode(path: Path) -> int:
@@ -44,9 +50,9 @@ def _played(media: Path, plan: Plan) -> Path:
     return media / next(v for v in plan.verbs if isinstance(v, Play)).audio
 
 
-def test_secret_prompt_is_0600_in_a_0700_folder(tmp_path, r, wide_umask):
+def test_secret_prompt_is_0600_in_a_0700_folder(tmp_path, r, box, wide_umask):
     media = tmp_path / "media"
-    ready, pending = jobs.prepare_speech(_otp_plan(), media)
+    ready, pending = jobs.prepare_speech(_otp_plan(box), media, box)
     jobs.render_pending(ready, pending, "espeak", r)
     prompt = _played(media, ready)
     assert audio.is_audio_wav(prompt)
@@ -54,21 +60,35 @@ def test_secret_prompt_is_0600_in_a_0700_folder(tmp_path, r, wide_umask):
     assert _mode(prompt) == 0o600
 
 
-def test_an_existing_calls_folder_is_made_private(tmp_path, r):
+def test_an_existing_calls_folder_is_made_private(tmp_path, r, box):
     media = tmp_path / "media"
     (media / "calls").mkdir(parents=True, mode=0o755)
     (media / "calls").chmod(0o755)
-    ready, pending = jobs.prepare_speech(_otp_plan(), media)
+    ready, pending = jobs.prepare_speech(_otp_plan(box), media, box)
     jobs.render_pending(ready, pending, "espeak", r)
     assert _mode(_played(media, ready).parent) == 0o700
     assert _mode(_played(media, ready)) == 0o600
 
 
-def test_shared_prompt_stays_readable_by_a_media_server(tmp_path, wide_umask):
+def test_shared_prompt_stays_readable_by_a_media_server(tmp_path, box, wide_umask):
     # Cached, secret-free speech (campaign prompts) is for any engine user to play.
     media = tmp_path / "media"
     plan = Plan(secrets.token_hex(5), "ACjobs", "campaign",
                 [Say("contact", "Hello from the campaign")])
-    ready, pending = jobs.prepare_speech(plan, media)
+    ready, pending = jobs.prepare_speech(plan, media, box)
     assert pending == []
     assert _mode(_played(media, ready)) == audio.FILE_MODE
+
+
+def test_the_plan_carries_the_otp_sealed_and_the_job_renders_it_spoken(tmp_path, r, box):
+    plan = _otp_plan(box)
+    assert "1987" not in plan.to_json() and "1, 9, 8, 7" not in plan.to_json()
+    ready, pending = jobs.prepare_speech(plan, tmp_path / "media", box)
+    assert [p.text for p in pending] == [TEMPLATE.replace("{otp}", "1, 9, 8, 7")]
+    assert "1, 9, 8, 7" not in ready.to_json() and not any(isinstance(v, Say) for v in ready.verbs)
+
+
+def test_a_token_sealed_under_another_key_fails_before_the_dial(tmp_path, box):
+    other = sealed.box(config.Settings(data_dir=tmp_path / "elsewhere"))
+    with pytest.raises(sealed.SealError):
+        jobs.prepare_speech(_otp_plan(other), tmp_path / "media", box)
