@@ -37,9 +37,28 @@ system-packages:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(VENV)/.installed: requirements.txt
-	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv >/dev/null; }
+# pjsua2-python 2.15.1.post1 has wheels for CPython 3.10-3.12 on x86_64 only, and
+# marshmallow 4 needs 3.11: say so before pip can print a resolver trace instead.
+SUPPORTED_PYTHONS := 3.11 3.12
+.PHONY: python-check
+python-check:
+	@$(PYTHON) -c 'import platform, sys; \
+	  found = "%d.%d" % sys.version_info[:2]; machine = platform.machine(); \
+	  ok = found in "$(SUPPORTED_PYTHONS)".split() and machine == "x86_64"; \
+	  ok or sys.exit(f"cpaas needs Python 3.11 or 3.12 on x86_64 (pjsua2-python has x86_64 wheels " \
+	    f"up to 3.12, marshmallow 4 needs 3.11): Debian 12 and Ubuntu 24.04 work, Debian 13 and " \
+	    f"Ubuntu 22.04 do not; $(PYTHON) is Python {found} on {machine} " \
+	    f"(make run PYTHON=python3.12 picks another).")'
+
+# Debian keeps ensurepip in python3-venv (`venv --help` works without it, and then
+# makes a .venv with no pip); a .venv left without a working pip by an earlier failed
+# try is made again.
+$(VENV)/.installed: requirements.txt | python-check
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || \
+	  $(MAKE) --no-print-directory system-packages PKGS=python3-venv
+	@if [ -e $(VENV) ] && ! $(PY) -m pip --version >/dev/null 2>&1; then \
+	  echo "$(VENV) has no working pip (left by an earlier failed try): rebuilding it"; \
+	  rm -rf $(VENV); fi
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
