@@ -52,7 +52,6 @@ def _third_party_imports() -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="openapi_spec_validator, werkzeug and botocore are unpinned")
 def test_every_third_party_import_comes_from_a_pinned_line() -> None:
     pinned, providers = _pinned(), importlib.metadata.packages_distributions()
     unpinned = {}
