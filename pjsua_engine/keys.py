@@ -13,6 +13,11 @@ PLAN_QUEUE = "cpaas:engine:plans:{n}"              # list of Plan JSON, n = max_
 WORKER_CMD = "cpaas:engine:worker:{worker}:cmd"    # list of command JSON
 WORKER_PLANS = "cpaas:engine:worker:{worker}:plans"  # hash plan_id -> state snapshot
 WORKERS = "cpaas:engine:workers"                   # hash worker id -> {pid, port, ...}
+#: A pool's heartbeat (JSON: its configured count and the ids of its live workers),
+#: refreshed every POOL_BEAT seconds and gone POOL_TTL seconds after the pool stops
+#: beating, so a pool killed outright is not taken for alive by the registry it left.
+POOL = "cpaas:engine:pool:{host}"
+POOL_BEAT, POOL_TTL = 1.0, 5
 REPLY = "cpaas:engine:reply:{request}"             # list with one reply JSON
 REPLY_TTL = 60                                     # seconds a reply waits for a reader
 
@@ -35,3 +40,8 @@ def worker_plans(worker_id: str) -> str:
 def reply_key(request_id: str) -> str:
     """The list a worker pushes its answer to one command onto."""
     return REPLY.format(request=request_id)
+
+
+def pool_key(host: str) -> str:
+    """The heartbeat key of the pool on ``host`` (worker ids are ``host:port``)."""
+    return POOL.format(host=host)

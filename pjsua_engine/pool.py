@@ -62,7 +62,9 @@ class Pool:
             WorkerSlot(i, f"{host}:{settings.sip_port + i}", settings.sip_port + i,
                        settings.rtp_port + i * RTP_STRIDE)
             for i in range(settings.engine_workers)]
+        self.host = host
         self._stop = threading.Event()
+        self._beaten = 0.0
 
     def request_stop(self, *_: Any) -> None:
         """Signal handler: stop the workers and return from :meth:`run`."""
@@ -83,8 +85,20 @@ class Pool:
                     self._on_death(slot, now)
                 if slot.proc is None and now >= slot.next_start:
                     self._spawn(slot)
+            if now - self._beaten >= keys.POOL_BEAT:
+                self._beat(now)
         self._shutdown()
         return 0
+
+    def _beat(self, now: float) -> None:
+        """Say which workers are alive, for ``/healthz`` (see :data:`keys.POOL`)."""
+        self._beaten = now
+        alive = [s.worker_id for s in self.workers if s.proc is not None and s.proc.poll() is None]
+        try:
+            self.r.set(keys.pool_key(self.host), json.dumps({
+                "configured": len(self.workers), "alive": alive}), ex=keys.POOL_TTL)
+        except redis.RedisError:
+            log.warning("heartbeat not written", extra={"host": self.host})
 
     def _spawn(self, slot: WorkerSlot) -> None:
         cmd = [sys.executable, "-m", "pjsua_engine.worker", "--id", slot.worker_id,
@@ -144,4 +158,8 @@ class Pool:
                 slot.proc.wait()
             self._reap(slot, "engine_worker_died")
             slot.proc = None
+        try:
+            self.r.delete(keys.pool_key(self.host))
+        except redis.RedisError:
+            log.warning("heartbeat not removed", extra={"host": self.host})
         log.info("engine pool stopped")

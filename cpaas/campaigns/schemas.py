@@ -75,9 +75,6 @@ DND_CSV_COLUMNS = (
 
 
 class ImportCsvSchema(StrictSchema):
-    class Meta(StrictSchema.Meta):
-        description = CONTACTS_CSV_COLUMNS
-
     list_id = PrefixedId("LS", required=True)
     csv_name = Text(required=True, max_length=200, strip=True)
 
@@ -100,9 +97,6 @@ class AddDndContactsSchema(StrictSchema):
 
 
 class ImportDndCsvSchema(StrictSchema):
-    class Meta(StrictSchema.Meta):
-        description = DND_CSV_COLUMNS
-
     dnd_list_id = PrefixedId("DN", required=True)
     dnd_csv_name = Text(required=True, max_length=200, strip=True)
 

@@ -1,0 +1,84 @@
+"""What ``/healthz`` says about telephony: the engine and, in the embedded default, the
+sandbox carrier. Reported beside the checks, never a reason for 503: the API serves
+(and queues calls) while the engine starts or restarts.
+
+Kept cheap: the engine costs two Redis reads; the carrier one SIP OPTIONS on loopback,
+at most once per :data:`CARRIER_TTL` seconds per process (``/healthz`` needs no
+credentials, so a flood of it must not become a flood of SIP).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import redis
+
+from cpaas.config import Settings
+
+log = logging.getLogger(__name__)
+
+CARRIER_TTL = 2.0
+CARRIER_TIMEOUT = 0.5
+_probed: dict[tuple[str, int], tuple[float, bool]] = {}
+_probe_lock = threading.Lock()
+
+
+def engine_report(settings: Settings, r: redis.Redis) -> dict[str, str]:
+    """``engine`` (ok | degraded | down | unknown), its type and ready/configured workers."""
+    if settings.freeswitch_esl:
+        return {"engine": "unknown", "engine_type": "freeswitch",
+                "engine_detail": "FREESWITCH_ESL is set, but this release has no FreeSWITCH "
+                                 "engine: calls are refused"}
+    from pjsua_engine import keys
+
+    try:
+        registry = r.hgetall(keys.WORKERS)
+        hosts = sorted({wid.decode().rsplit(":", 1)[0] for wid in registry})
+        beats = r.mget([keys.pool_key(h) for h in hosts]) if hosts else []
+    except redis.RedisError:
+        log.exception("engine check failed")
+        return {"engine": "unknown", "engine_type": "embedded"}
+    announced = {wid.decode() for wid, entry in registry.items() if "ready_at" in json.loads(entry)}
+    ready, configured = 0, 0
+    for beat in filter(None, beats):
+        pool = json.loads(beat)
+        configured += int(pool["configured"])
+        # Alive by its pool's heartbeat, and announced ready by the worker itself.
+        ready += len(announced.intersection(pool["alive"]))
+    configured = configured or settings.engine_workers
+    state = "ok" if ready >= configured else "degraded" if ready else "down"
+    return {"engine": state, "engine_type": "embedded", "engine_workers": f"{ready}/{configured}"}
+
+
+def carrier_report(settings: Settings) -> dict[str, str]:
+    """``sandbox_carrier``: ok | down when the trunk points at it, else "not used"."""
+    from sandbox_carrier.carrier import settings_from_env
+
+    sandbox = settings_from_env()
+    # The same rule that decides whether `make run` starts it (cpaas.procs.carrier).
+    if settings.freeswitch_esl or f"@{sandbox.host}:{sandbox.port}" not in settings.sip_trunk:
+        return {"sandbox_carrier": "not used"}
+    return {"sandbox_carrier": "ok" if _answers(sandbox.host, sandbox.port) else "down"}
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether the carrier answers SIP OPTIONS (cached for :data:`CARRIER_TTL` seconds)."""
+    from sandbox_carrier.carrier import probe
+
+    now = time.monotonic()
+    with _probe_lock:
+        seen = _probed.get((host, port))
+        if seen is not None and now - seen[0] < CARRIER_TTL:
+            return seen[1]
+        answered = probe(host, port, timeout=CARRIER_TIMEOUT)
+        _probed[(host, port)] = (now, answered)
+    return answered
+
+
+def report(settings: Settings, r: redis.Redis, redis_ok: bool) -> dict[str, str]:
+    """Both reports (the engine's needs Redis: without it, it is unknown)."""
+    out = engine_report(settings, r) if redis_ok else {"engine": "unknown"}
+    out.update(carrier_report(settings))
+    return out
