@@ -228,6 +228,7 @@ def test_the_otp_is_never_in_redis_the_dashboard_or_the_logs_in_clear(no_worker,
     caplog.set_level(logging.INFO)
     api = Api(app.test_client(), "account_1", launcher.SECRETS["account_1"])
     r = redis_lib.Redis.from_url(settings.redis_url)
+    assert r.config_get("appendonly")["appendonly"] == "yes"   # its file is searched too
     sent = api.post("/api/outbound_call", {"customer_number": number("001"), "otp": SECRET_OTP,
                                             "announce_template_id": _template_id(api),
                                             "caller_id": CALLER_ID})

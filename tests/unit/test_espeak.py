@@ -142,3 +142,11 @@ def test_user_text_never_switches_to_phoneme_input(text, voice):
     said = espeak.phonemes(tts.ssml_for(text, Prosody()), voice)
     assert said == espeak.phonemes(tts.ssml_for(spaced, Prosody()), voice)
     assert said == program_phonemes(tts.ssml_for(spaced, Prosody()), voice)
+
+
+@pytest.mark.parametrize("text", ["&#91;&#91;h@l'oU&#93;&#93;", "<phoneme>[[h@l'oU]]</phoneme>",
+                                  "]]></prosody></speak>[[h@l'oU]]"])
+def test_entities_and_markup_in_user_text_cannot_reach_phoneme_input(text):
+    # Escaped into the SSML, ``&#91;`` stays those characters and tags stay text.
+    said = espeak.phonemes(tts.ssml_for(text, Prosody()), "en-us")
+    assert "h@l'oU" not in said and said.strip()
