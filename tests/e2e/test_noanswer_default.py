@@ -1,0 +1,50 @@
+"""With the default settings scaled down (same ratio of carrier hold to ring timeout), a
+click2call whose customer rings and never answers ends NOANSWER, as README promises.
+
+The default pair is 30 s of ringing; waiting that long in a test proves nothing more
+than the scaled pair does, and tests/carrier/test_hold_default.py checks the defaults'
+relation itself.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+import sandbox_carrier
+from cpaas import config
+from tests import launcher
+from tests.e2e.conftest import Platform
+
+pytestmark = pytest.mark.xfail(strict=True, reason="the default hold equals the ring timeout")
+
+SCALE = 0.1
+
+
+def scaled_defaults() -> tuple[int, float]:
+    """(ring timeout, carrier hold) of the defaults, times SCALE."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("CPAAS_SANDBOX_HOLD", "CPAAS_RING_TIMEOUT"):
+            env.delenv(name, raising=False)
+        ring, hold = config.load().ring_timeout, sandbox_carrier.settings_from_env().hold
+    return round(ring * SCALE), hold * SCALE
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory, redis_url, postgres_url) -> Iterator[Platform]:
+    ring, hold = scaled_defaults()
+    with launcher.platform(tmp_path_factory.mktemp("scaled"), redis_url, postgres_url,
+                           hold=hold, ring_timeout=ring, engine_workers=1,
+                           rq_workers=1) as running:
+        yield Platform(running)
+
+
+def test_customer_who_never_answers_ends_noanswer(scaled: Platform) -> None:
+    api = scaled.client()
+    resp = api.post("/api/click2call", {"agent_number": "919900000101", "caller_id": "15168148111",
+                                        "destination_number": "919900000480"})
+    assert resp.status_code == 200, resp.data
+    request_id = resp.get_json()["response"]["request_id"]
+    cdr = scaled.cdr(api, request_id)
+    assert (cdr["dial_status"], cdr["call_status"]) == ("NOANSWER", "NO ANSWER"), cdr
+    assert scaled.invites("919900000480") == 1
