@@ -113,7 +113,7 @@ _lock = threading.Lock()
 
 def box(settings: Settings) -> Box:
     """The platform's :class:`Box` (its key read or made once per process)."""
-    source = (settings.secret_key, str(settings.secret_key_file.resolve()))
+    source = (settings.secret_key, str(settings.secret_key_file))
     with _lock:
         if source not in _boxes:
             key = (_decode_key(settings.secret_key, "CPAAS_SECRET_KEY")
