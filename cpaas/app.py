@@ -6,7 +6,7 @@ import secrets
 import time
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from cpaas import auth, config, db, logs
 from cpaas.envelope import ApiError, failure
@@ -79,7 +79,11 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> Response:
         status = err.code or 500
-        return failure(status, _HTTP_MESSAGES.get(status, err.name.lower()))
+        response = failure(status, _HTTP_MESSAGES.get(status, err.name.lower()))
+        if isinstance(err, MethodNotAllowed) and err.valid_methods:
+            # RFC 9110: a 405 lists the methods the resource does support.
+            response.headers["Allow"] = ", ".join(sorted(err.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Response:

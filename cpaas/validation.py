@@ -23,6 +23,16 @@ from cpaas.telephony.tts import ENGINE_TYPES, PITCHES, RATES, VOLUMES  # noqa: E
 DIAL_STATUSES = ("ANSWER", "BUSY", "NOANSWER", "CANCEL", "CONGESTION", "CHANUNAVAIL")
 
 
+def json_integer(value: Any) -> Any:
+    """A JSON number with no fraction (``5.0``) as the integer it equals; anything else as is.
+
+    JSON has one number type, so ``5.0`` and ``5`` are the same value (as JSON Schema's
+    ``integer`` says): fields that take whole numbers read both alike."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class StrictSchema(Schema):
     """Base schema: unknown fields are refused (marshmallow's default, kept explicit)."""
 
@@ -42,7 +52,7 @@ class Text(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
+            value = str(json_integer(value))
         text = super()._deserialize(value, attr, data, **kwargs)
         if self.strip:
             text = text.strip()
@@ -61,6 +71,7 @@ class Phone(fields.String):
     """A phone number: digits with an optional leading ``+``, 8–15 digits; returns digits."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        value = json_integer(value)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -73,6 +84,7 @@ class TransferTarget(fields.String):
     """An agent extension (2–6 digits) or a phone number (8–15 digits)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        value = json_integer(value)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -117,6 +129,7 @@ class Choice(fields.String):
         self.aliases = aliases or {}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        value = json_integer(value)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         text = super()._deserialize(value, attr, data, **kwargs)
