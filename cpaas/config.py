@@ -29,6 +29,12 @@ def _cidrs(name: str) -> tuple[str, ...]:
     return cidrs
 
 
+#: Seconds a leg may ring (CPAAS_RING_TIMEOUT). The sandbox carrier's default hold is
+#: derived from it (sandbox_carrier.carrier.default_hold), so that a click2call agent,
+#: answered first, outlasts the customer's ringing and an unanswered customer ends NOANSWER.
+DEFAULT_RING_TIMEOUT = 30
+
+
 @dataclass
 class Settings:
     """Process-wide settings. Build with :func:`load`; tests build their own."""
@@ -52,7 +58,7 @@ class Settings:
     sip_user: str | None = None
     sip_password: str | None = None
     agent_uri: str = "sip:{ext}@127.0.0.1:5070"
-    ring_timeout: int = 30
+    ring_timeout: int = DEFAULT_RING_TIMEOUT
     engine_workers: int = 4
     sip_port: int = 5062          # first local SIP port of the embedded engine pool
     sip_host: str = "127.0.0.1"   # address the engine binds and advertises (SIP and RTP)
@@ -129,7 +135,7 @@ def load() -> Settings:
         sip_user=env.get("CPAAS_SIP_USER") or None,
         sip_password=env.get("CPAAS_SIP_PASSWORD") or None,
         agent_uri=env.get("CPAAS_AGENT_URI", f"sip:{{ext}}@{sandbox}"),
-        ring_timeout=_int("CPAAS_RING_TIMEOUT", 30),
+        ring_timeout=_int("CPAAS_RING_TIMEOUT", DEFAULT_RING_TIMEOUT),
         engine_workers=_int("CPAAS_ENGINE_WORKERS", 4),
         sip_port=_int("CPAAS_SIP_PORT", 5062),
         sip_host=env.get("CPAAS_SIP_HOST", "127.0.0.1"),

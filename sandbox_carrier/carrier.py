@@ -20,11 +20,19 @@ from pathlib import Path
 from typing import IO, Any, Optional, Union
 from urllib.parse import unquote
 
+from cpaas.config import DEFAULT_RING_TIMEOUT
+
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5070
-DEFAULT_HOLD_SECONDS = 30.0
+#: An answered call lasts this many times the platform's ring timeout
+#: (CPAAS_RING_TIMEOUT) unless CPAAS_SANDBOX_HOLD says otherwise. A click2call's agent
+#: is answered at once and held while the customer rings: a hold no longer than the
+#: ring timeout hangs the agent up first, and an unanswered customer would end CANCEL
+#: instead of NOANSWER.
+HOLD_PER_RING_TIMEOUT = 2.0
+DEFAULT_HOLD_SECONDS = HOLD_PER_RING_TIMEOUT * DEFAULT_RING_TIMEOUT
 #: The recording played to callers of numbers ending in 700 (PCMA, about 7 s).
 RECORDING = "/usr/share/sip-tester/g711a.pcap"
 #: Seconds between answering a ``...55d`` call and sending its INFO digit.
@@ -84,7 +92,8 @@ def settings_from_env() -> CarrierSettings:
     ``CPAAS_SANDBOX_HOST`` (bind and advertised address, default 127.0.0.1;
     it goes into Contact and SDP, so it must be a concrete address, not
     0.0.0.0), ``CPAAS_SANDBOX_PORT`` (default 5070), ``CPAAS_SANDBOX_HOLD``
-    (seconds an answered call lasts unless the caller hangs up, default 30),
+    (seconds an answered call lasts unless the caller hangs up; default
+    :func:`default_hold` of ``CPAAS_RING_TIMEOUT``, 60 s),
     ``CPAAS_SANDBOX_LOG_DIR`` (optional; enables the INVITE and message
     logs) and ``CPAAS_SANDBOX_MEDIA_PORT`` (sipp's even RTP echo port; default
     sipp's own, 6000 — set it when several carriers share a machine).
@@ -93,10 +102,17 @@ def settings_from_env() -> CarrierSettings:
     return CarrierSettings(
         host=env.get("CPAAS_SANDBOX_HOST") or DEFAULT_HOST,
         port=int(env.get("CPAAS_SANDBOX_PORT") or DEFAULT_PORT),
-        hold=float(env.get("CPAAS_SANDBOX_HOLD") or DEFAULT_HOLD_SECONDS),
+        hold=float(env.get("CPAAS_SANDBOX_HOLD")
+                   or default_hold(float(env.get("CPAAS_RING_TIMEOUT") or DEFAULT_RING_TIMEOUT))),
         log_dir=env.get("CPAAS_SANDBOX_LOG_DIR") or None,
         media_port=int(env["CPAAS_SANDBOX_MEDIA_PORT"]) if env.get("CPAAS_SANDBOX_MEDIA_PORT") else None,
     )
+
+
+def default_hold(ring_timeout: float) -> float:
+    """The hold used when none is configured: longer than the ring timeout (see
+    :data:`HOLD_PER_RING_TIMEOUT`)."""
+    return HOLD_PER_RING_TIMEOUT * ring_timeout
 
 
 def _ms(seconds: float) -> int:

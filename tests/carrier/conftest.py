@@ -20,7 +20,7 @@ def _carrier(log_dir: Path, **options: Any) -> Iterator[sandbox_carrier.CarrierP
 
 @pytest.fixture(scope="session")
 def carrier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sandbox_carrier.CarrierProcess]:
-    """A carrier with the default 30 s hold, logging into a temporary directory."""
+    """A carrier with a 30 s hold, logging into a temporary directory."""
     yield from _carrier(tmp_path_factory.mktemp("carrier"), hold=30)
 
 

@@ -74,8 +74,9 @@ def test_count_invites_reads_the_invite_log(tmp_path: Path) -> None:
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HOST", "PORT", "HOLD", "LOG_DIR"):
         monkeypatch.delenv(f"CPAAS_SANDBOX_{name}", raising=False)
+    monkeypatch.delenv("CPAAS_RING_TIMEOUT", raising=False)
     assert sandbox_carrier.settings_from_env() == sandbox_carrier.CarrierSettings(
-        host="127.0.0.1", port=5070, hold=30.0, log_dir=None)
+        host="127.0.0.1", port=5070, hold=60.0, log_dir=None)
     monkeypatch.setenv("CPAAS_SANDBOX_PORT", "5080")
     monkeypatch.setenv("CPAAS_SANDBOX_HOLD", "2.5")
     assert sandbox_carrier.settings_from_env().port == 5080

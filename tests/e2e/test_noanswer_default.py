@@ -16,8 +16,6 @@ from cpaas import config
 from tests import launcher
 from tests.e2e.conftest import Platform
 
-pytestmark = pytest.mark.xfail(strict=True, reason="the default hold equals the ring timeout")
-
 SCALE = 0.1
 
 
