@@ -1,16 +1,24 @@
-"""``/healthz``: is the database and Redis reachable."""
+"""``/healthz``: is the database and Redis reachable, and how the engine and the sandbox
+carrier are (reported, never a 503); ``/`` redirects to the docs."""
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, redirect
 
 from cpaas.db import database
 from cpaas.envelope import failure, ok
 from cpaas.platform import platform
+from cpaas.telephony import status
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
+
+
+@bp.route("/", methods=["GET"])
+def root() -> Response:
+    """The server's address opens the API docs (a newcomer's first click)."""
+    return redirect("/docs", 302)
 
 
 @bp.route("/healthz", methods=["GET"])
@@ -28,6 +36,7 @@ def healthz() -> Response:
     except Exception:  # noqa: BLE001
         log.exception("redis check failed")
         checks["redis"] = "down"
+    reports = status.report(platform().settings, platform().redis, checks["redis"] == "ok")
     if all(v == "ok" for v in checks.values()):
-        return ok(status="ok", **checks)
-    return failure(503, "platform unhealthy", status="down", **checks)
+        return ok(status="ok", **checks, **reports)
+    return failure(503, "platform unhealthy", status="down", **checks, **reports)

@@ -21,8 +21,6 @@ from tests.engine.rig import start_pool, stop_pool
 from tests.launcher import wait_for
 from tests.servers import free_udp_port
 
-pytestmark = pytest.mark.xfail(strict=True, reason="/ is a 404 and /healthz reports neither engine nor carrier")
-
 
 @pytest.fixture
 def carrier_port(monkeypatch) -> int:
