@@ -320,16 +320,23 @@ def _sqlstate(err: BaseException) -> str | None:
     return None
 
 
-class _Table:
-    """How one kind of import writes a batch of merged rows into its table.
+class _Aborted(Exception):
+    """Handed to a transaction's ``__exit__`` so that it rolls back."""
 
-    Every batch is written inside the import's one transaction (see :class:`_Writer`).
-    PostgreSQL: while no row of the import has met an existing one, a batch is COPYed
-    straight into the table (a plain insert: no staging, no conflict arbitration) inside
-    a savepoint. The first unique violation undoes that savepoint, and from then on
-    every batch is COPYed into a temporary table and upserted with ``ON CONFLICT … DO
-    UPDATE`` in file order. Both store exactly what the upsert of the original rows
-    would. SQLite: one prepared upsert run for every row.
+
+class _Table:
+    """How one kind of import writes a batch of merged rows, and how the import begins,
+    ends and is undone (:meth:`begin`, :meth:`finish`, :meth:`discard`).
+
+    PostgreSQL: one transaction holds the whole import. While no row of the import has
+    met an existing one, a batch is COPYed straight into the table (a plain insert: no
+    staging, no conflict arbitration) inside a savepoint. The first unique violation
+    undoes that savepoint, and from then on every batch is COPYed into a temporary table
+    and upserted with ``ON CONFLICT … DO UPDATE`` in file order. Both store exactly what
+    the upsert of the original rows would.
+    SQLite: batches go into a temporary table (the temp database: no lock on the main
+    one, so other writers go on meanwhile), merged into the list by one upsert in file
+    order at the end, in a transaction of its own; a refused file just drops it.
     """
 
     def __init__(self, table: str, owner_col: str, owner: str, columns: tuple[str, ...]) -> None:
@@ -337,7 +344,11 @@ class _Table:
         self.kind = "sqlite"  # or "postgresql": set by _writer from the database
         self.direct = True
         names = ", ".join(columns)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "number")
+        changed = [c for c in columns if c != "number"]
+        # A row already stored as the file has it is left alone: re-importing a list
+        # rewrites (and logs) only the contacts that changed. The columns are NOT NULL.
+        updates = (", ".join(f"{c} = EXCLUDED.{c}" for c in changed) + " WHERE "
+                   + " OR ".join(f"{table}.{c} <> EXCLUDED.{c}" for c in changed))
         self.staged = f"{table}_import"
         self.create_staged = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.staged} (ord BIGSERIAL, "
                               + ", ".join(f"{c} TEXT NOT NULL" for c in (owner_col, *columns))
@@ -345,9 +356,14 @@ class _Table:
         self.upsert_staged = (f"INSERT INTO {table} ({owner_col}, {names}) "
                               f"SELECT {owner_col}, {names} FROM {self.staged} ORDER BY ord "
                               f"ON CONFLICT ({owner_col}, number) DO UPDATE SET {updates}")
-        self.sqlite_upsert = (f"INSERT INTO {table} ({owner_col}, {names}) "
-                              f"VALUES (?, {', '.join('?' for _ in columns)}) "
-                              f"ON CONFLICT ({owner_col}, number) DO UPDATE SET {updates}")
+        self.transaction = database.atomic()
+        staged_columns = ", ".join((owner_col, *columns))
+        self.sqlite_stage = (f"INSERT INTO temp.{self.staged} ({staged_columns}) "
+                             f"VALUES (?, {', '.join('?' for _ in columns)})")
+        # WHERE true: SQLite's grammar needs it between a SELECT and ON CONFLICT.
+        self.sqlite_merge = (f"INSERT INTO {table} ({owner_col}, {names}) "
+                             f"SELECT {staged_columns} FROM temp.{self.staged} WHERE true ORDER BY ord "
+                             f"ON CONFLICT ({owner_col}, number) DO UPDATE SET {updates}")
 
     def payload(self, rows: list[tuple[str, ...]]) -> object:
         """What :meth:`write` needs for these merged rows (built by the parsing thread)."""
@@ -355,13 +371,56 @@ class _Table:
             return _copy_payload(self.owner, rows)
         return [(self.owner, *row) for row in rows]
 
+    def begin(self) -> None:
+        """Start the import (on the thread that writes its batches)."""
+        if self.kind == "postgresql":
+            self.transaction.__enter__()
+            return
+        self._drop_staged()
+        with peewee.__exception_wrapper__:
+            database.cursor().execute(
+                f"CREATE TEMPORARY TABLE {self.staged} (ord INTEGER PRIMARY KEY, "
+                + ", ".join(f"{c} TEXT NOT NULL" for c in (self.owner_col, *self.columns)) + ")")
+
+    def finish(self) -> None:
+        """Make the whole import visible at once."""
+        if self.kind == "postgresql":
+            self.transaction.__exit__(None, None, None)
+            return
+        try:
+            with database.atomic(), peewee.__exception_wrapper__:
+                database.cursor().execute(self.sqlite_merge)
+        finally:
+            self._drop_staged()
+
+    def discard(self) -> None:
+        """Undo everything the import wrote."""
+        if self.kind == "postgresql":
+            self.transaction.__exit__(_Aborted, _Aborted(), None)
+        else:
+            self._drop_staged()
+
+    def _drop_staged(self) -> None:
+        with peewee.__exception_wrapper__:
+            database.cursor().execute(f"DROP TABLE IF EXISTS temp.{self.staged}")
+
     def write(self, payload: object) -> None:
-        """Store one batch; the caller holds the import's transaction."""
+        """Store one batch (PostgreSQL: inside the import's transaction)."""
         if self.kind == "postgresql":
             self._write_postgresql(payload)  # type: ignore[arg-type]
-        else:
-            with peewee.__exception_wrapper__:
-                database.cursor().executemany(self.sqlite_upsert, payload)  # type: ignore[arg-type]
+            return
+        cursor = database.cursor()
+        with peewee.__exception_wrapper__:
+            # A savepoint outside any transaction is a deferred one: it locks only the
+            # temp database it writes, and makes the batch one commit instead of one a row.
+            cursor.execute("SAVEPOINT csv_stage")
+            try:
+                cursor.executemany(self.sqlite_stage, payload)  # type: ignore[arg-type]
+            except BaseException:
+                cursor.execute("ROLLBACK TO csv_stage")
+                raise
+            finally:
+                cursor.execute("RELEASE csv_stage")
 
     def copy(self, cursor: object, table: str, payload: tuple[str, str]) -> None:
         form, text = payload
@@ -390,12 +449,15 @@ class _Table:
             self.copy(cursor, self.staged, payload)
             cursor.execute(self.upsert_staged)
             # No commit empties the staging table before the next batch: empty it now.
-            cursor.execute(f"DELETE FROM {self.staged}")
+            # TRUNCATE, not DELETE: deleted rows stay until the transaction ends, and every
+            # later batch's scan would read them again.
+            cursor.execute(f"TRUNCATE {self.staged}")
 
 
 class _Writer:
-    """Stores batches in order, all in one transaction, committed by :meth:`commit` or
-    rolled back by :meth:`abort` (a savepoint when the caller holds a transaction).
+    """Stores batches in order as one unit: :meth:`commit` makes them all visible at once,
+    :meth:`abort` undoes them (:class:`_Table` says how; inside a caller's transaction,
+    a savepoint of it).
 
     ``put`` prepares a batch in the calling thread (merging, building the COPY data) and
     hands it over; it returns how many contacts the batches finished since the last call
@@ -405,14 +467,13 @@ class _Writer:
     order, transaction and results are those of writing them inline.
     """
 
-    def __init__(self, prepare: Callable[[list], object], store: Callable[[object], int],
-                 pipelined: bool) -> None:
-        self.prepare, self.store = prepare, store
+    def __init__(self, table: _Table, prepare: Callable[[list], object],
+                 store: Callable[[object], int], pipelined: bool) -> None:
+        self.table, self.prepare, self.store = table, prepare, store
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="csv-import") if pipelined else None
         self.pending: Future | None = None
-        self.transaction = database.atomic()
         try:
-            self._run(self.transaction.__enter__)
+            self._run(table.begin)
         except BaseException:
             self._release()
             raise
@@ -441,7 +502,7 @@ class _Writer:
         ``put`` stored."""
         done = self.drain()
         self.open = False  # peewee ends the transaction even when COMMIT fails
-        self._run(self.transaction.__exit__, None, None, None)
+        self._run(self.table.finish)
         self._release()
         return done
 
@@ -455,7 +516,7 @@ class _Writer:
         try:
             if self.open:
                 self.open = False
-                self._run(self.transaction.__exit__, _Aborted, _Aborted(), None)
+                self._run(self.table.discard)
         finally:
             self._release()
 
@@ -468,10 +529,6 @@ class _Writer:
         finally:
             self.pool.shutdown()
             self.pool = None
-
-
-class _Aborted(Exception):
-    """Handed to the transaction's ``__exit__`` so that it rolls back."""
 
 
 def _close_connection() -> None:
@@ -492,7 +549,7 @@ def _writer(table: _Table, merge: Callable[[list], list]) -> _Writer:
             table.write(payload)
         return count
 
-    return _Writer(prepare, store,
+    return _Writer(table, prepare, store,
                    pipelined=table.kind == "postgresql" and not database.in_transaction())
 
 
