@@ -230,4 +230,7 @@ def test_new_endpoints_are_in_the_openapi_document(app):
         assert path in documented and "post" in doc["paths"][path], path
     schema = doc["paths"]["/api/get_list_contacts"]["post"]["requestBody"]["content"][
         "application/json"]["schema"]
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
     assert set(schema["properties"]) == {"list_id", "record_count", "offset"}
+    assert schema["required"] == ["list_id"] and schema["additionalProperties"] is False
