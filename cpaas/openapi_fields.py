@@ -163,6 +163,11 @@ def _phone(field: fields.Field) -> dict[str, Any]:
 
 @builds(v.TransferTarget)
 def _transfer_target(field: fields.Field) -> dict[str, Any]:
+    return transfer_target()
+
+
+def transfer_target() -> dict[str, Any]:
+    """An agent extension or a phone number, as TransferTarget reads them."""
     return {"anyOf": [{"type": "string", "pattern": "^(?:[0-9]{2,6}|\\+?[0-9]{8,15})$"},
                       {"type": "integer", "minimum": 10, "maximum": 999999},
                       {"type": "integer", "minimum": 10 ** 7, "maximum": 10 ** 15 - 1}]}
@@ -297,6 +302,11 @@ def _register_feature_fields() -> None:
         return {"anyOf": [{"type": "string", "maxLength": field.max_length,
                            "pattern": f"^{space}*[0-9]{{4,10}}{space}*$"},
                           {"type": "integer", "minimum": 1000, "maximum": 10 ** 10 - 1}]}
+
+    @builds(calls.OptionalTransferTarget)
+    def _optional_target(field: fields.Field) -> dict[str, Any]:
+        return {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": 0},
+                          *transfer_target()["anyOf"]]}
 
     @builds(calls.TemplateText)
     def _template(field: v.Text) -> dict[str, Any]:

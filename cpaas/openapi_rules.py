@@ -79,7 +79,8 @@ def _announcement() -> dict[str, Any]:
 
 def _transfer_needs_target() -> dict[str, Any]:
     return {"anyOf": [
-        {"required": ["transfer_to"], "properties": {"modify_type": f.choice_values(("0", "1"), {})}},
+        {"required": ["transfer_to"], "properties": {"modify_type": f.choice_values(("0", "1"), {}),
+                                                     "transfer_to": f.transfer_target()}},
         {"properties": {"modify_type": f.choice_values(("2", "3"), {})}},
     ]}
 
