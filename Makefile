@@ -11,12 +11,12 @@ TEST_PKGS := $(RUN_PKGS) postgresql
 
 .PHONY: run test deps-run deps-test bench clean
 
-# honcho gives each process its own PORT; the API's port is passed under another name.
+# `honcho start` gives each process its own PORT; the API's port goes under another name.
 PORT ?= 8080
 
 run: deps-run
 	$(PY) -m cpaas init
-	CPAAS_HTTP_PORT=$(PORT) exec $(VENV)/bin/honcho start -f Procfile
+	CPAAS_HTTP_PORT=$(PORT) exec $(PY) -m cpaas.supervisor Procfile
 
 test: deps-test
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -10,11 +10,12 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 
 import redis
 
-from cpaas import config, logs
+from cpaas import config, logs, private_redis
 
 log = logging.getLogger("cpaas.procs")
 VENV_BIN = os.path.dirname(sys.executable)
@@ -25,6 +26,15 @@ def _idle(reason: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     while True:
         time.sleep(3600)
+
+
+def _stopped_by_signal() -> threading.Event:
+    """An event that SIGTERM (honcho's stop) or SIGINT sets, for a loop that then finishes
+    what it holds and returns: the process exits 0, not killed mid-write."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
 
 
 def _wait_for_redis(settings: config.Settings, timeout: float = 60.0) -> None:
@@ -45,15 +55,12 @@ def _exec(argv: list[str]) -> None:
     os.execv(argv[0], argv)
 
 
-def redis_server(settings: config.Settings) -> None:
-    """A private redis-server on a unix socket under the data dir (no TCP port)."""
+def redis_server(settings: config.Settings) -> int:
+    """A private redis-server on a unix socket under the data dir (no TCP port), which
+    stops after every other process (cpaas.private_redis)."""
     if settings.redis_url:
         _idle("REDIS_URL is set")
-    folder = settings.redis_socket.parent.resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    _exec(["/usr/bin/redis-server", "--port", "0", "--unixsocket", str(settings.redis_socket.resolve()),
-           "--unixsocketperm", "700", "--dir", str(folder), "--appendonly", "yes",
-           "--save", "60 1000"])
+    return private_redis.run(settings)
 
 
 def web(settings: config.Settings) -> None:
@@ -77,7 +84,7 @@ def events(settings: config.Settings) -> None:
     from cpaas.cdr import consumer
 
     _wait_for_redis(settings)
-    consumer.run(settings)
+    consumer.run(settings, _stopped_by_signal())
 
 
 def engine(settings: config.Settings) -> None:
@@ -106,4 +113,4 @@ if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in PROCESSES:
         sys.stderr.write(f"usage: python -m cpaas.procs {{{'|'.join(PROCESSES)}}}\n")
         sys.exit(2)
-    PROCESSES[sys.argv[1]](config.load())
+    sys.exit(PROCESSES[sys.argv[1]](config.load()))

@@ -3,7 +3,8 @@
 Meant for a Procfile: settings come from ``CPAAS_SANDBOX_HOST``,
 ``CPAAS_SANDBOX_PORT``, ``CPAAS_SANDBOX_HOLD`` and ``CPAAS_SANDBOX_LOG_DIR``.
 The process lives exactly as long as sipp: SIGTERM and SIGINT are passed on
-to sipp, and sipp's exit status becomes ours.
+to sipp, and sipp's exit status becomes ours, except that a stop we were asked
+for exits 0.
 """
 from __future__ import annotations
 
@@ -79,6 +80,10 @@ def main() -> int:
     code = proc.wait()
     stop(proc)
     log.info("sipp exited with code %d", code)
+    if forward.signalled and code in (0, 1, -signal.SIGTERM, -signal.SIGINT):
+        # Asked to stop, and sipp did. Its 1 says only that some sandbox call failed (a
+        # call that the platform's own stop hung up mid-scenario, say), not this process.
+        return 0
     # A signal-killed child has a negative code; report it the shell's way.
     return code if code >= 0 else 128 - code
 

@@ -7,9 +7,28 @@ a start is as fast as the rest.
 """
 from __future__ import annotations
 
-from typing import Any
+import signal
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from rq.worker import SimpleWorker
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Threads started inside never take SIGINT/SIGTERM (they inherit the mask).
+
+    Only the main thread runs Python's signal handlers. A stop signal the kernel gave to
+    another thread (RQ's pubsub listener, libespeak-ng's) would wait for the main
+    thread's BLPOP to time out, minutes later, and Ctrl-C would hang until Redis went.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class WarmWorker(SimpleWorker):
@@ -19,4 +38,10 @@ class WarmWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         from workers import jobs
 
-        jobs.warm_up()
+        with _stop_signals_held():
+            jobs.warm_up()
+
+    def subscribe(self) -> None:
+        """RQ's command listener, in a thread that leaves stop signals to the main one."""
+        with _stop_signals_held():
+            super().subscribe()

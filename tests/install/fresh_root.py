@@ -90,7 +90,8 @@ def carry_over(root: Path) -> list[Path]:
     """Give ``root`` this machine's apt, CA and pip setup; return folders to bind-mount.
 
     A file named by the pip configuration or the variables is copied; a folder the root
-    lacks (a local wheel store, a local index) is returned, to be bind-mounted read-only.
+    lacks (a local wheel store, a local index) is returned, from its highest ancestor the
+    root lacks, to be bind-mounted read-only.
     """
     for conf in sorted(Path("/etc/apt/apt.conf.d").iterdir()):
         _copy(conf, root)
@@ -108,14 +109,17 @@ def carry_over(root: Path) -> list[Path]:
             _copy(conf, root)
             files = sorted(conf.rglob("*")) if conf.is_dir() else [conf]
             texts += [f.read_text(errors="replace") for f in files if f.is_file()]
-    folders = []
+    folders: set[Path] = set()
     for path in sorted(_named_paths(texts)):
-        target = root / path.relative_to("/")
         if path.is_file():
             _copy(path, root)
-        elif not target.exists():
-            folders.append(path)
-    return folders
+            continue
+        # The whole tree the root lacks: a local index's pages link to files beside them.
+        while not (root / path.parent.relative_to("/")).exists():
+            path = path.parent
+        if not (root / path.relative_to("/")).exists():
+            folders.add(path)
+    return sorted(folders)
 
 
 def no_services(root: Path) -> None:

@@ -51,21 +51,42 @@ def wait_healthy(term: Terminal, url: str, timeout: float) -> None:
     wait_for(healthy, timeout, f"{url}/healthz", interval=1.0)
 
 
-def answered_click2call(url: str, credentials: Path) -> dict:
-    """Place a click2call with account_1's secret from ``credentials``; return its CDR."""
-    secret = json.loads(credentials.read_text())["account_1"]
-    headers = {"account": "account_1", "auth": secret}
-    placed = requests.post(f"{url}/api/click2call", headers=headers, timeout=10, json={
-        "agent_number": number("101"), "caller_id": CALLER_ID,
-        "destination_number": number("102")})
-    assert placed.status_code == 200, placed.text
-    request_id = placed.json()["response"]["request_id"]
+class Account:
+    """account_1 on the API of a running `make run`, its secret read from ``credentials``."""
 
-    def cdr() -> dict | None:
-        rows = requests.post(f"{url}/api/get_cdr_by_request_id", headers=headers, timeout=10,
-                             json={"request_id": request_id}).json()["response"]["result"]
-        return rows[0] if rows else None
-    return wait_for(cdr, 60, f"the CDR of {request_id}", interval=0.5)
+    def __init__(self, url: str, credentials: Path) -> None:
+        self.url = url
+        secret = json.loads(credentials.read_text())["account_1"]
+        self.headers = {"account": "account_1", "auth": secret}
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        """The envelope's inner object of a 200 answer."""
+        answer = requests.request(method, self.url + path, headers=self.headers, json=body,
+                                  timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["response"]
+
+    def click2call(self) -> str:
+        """Place a click2call through the sandbox carrier; its request_id."""
+        return self.call("POST", "/api/click2call", {
+            "agent_number": number("101"), "caller_id": CALLER_ID,
+            "destination_number": number("102")})["request_id"]
+
+    def cdrs(self, request_id: str) -> list[dict]:
+        return self.call("POST", "/api/get_cdr_by_request_id", {"request_id": request_id})["result"]
+
+    def cdr(self, request_id: str, timeout: float = 60) -> dict:
+        """Wait for the request's CDR."""
+        return wait_for(lambda: (self.cdrs(request_id) or [None])[0], timeout,
+                        f"the CDR of {request_id}", interval=0.5)
+
+    def bridged(self, request_id: str, timeout: float = 30) -> None:
+        """Wait until the request's customer leg is bridged to its agent."""
+        def up() -> bool:
+            return any(leg["request_id"] == request_id and leg["role"] == "customer"
+                       and leg["state"] == "bridged"
+                       for leg in self.call("GET", "/api/live_calls")["result"])
+        wait_for(up, timeout, f"the bridged call {request_id}", interval=0.2)
 
 
 def assert_clean_stop(output: str, processes: set[str]) -> None:

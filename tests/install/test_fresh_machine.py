@@ -72,7 +72,8 @@ def test_make_run_on_a_fresh_debian_12_installs_runs_a_call_and_stops(machine: P
     try:
         url = make_run.base_url(env)
         make_run.wait_healthy(term, url, START_BUDGET - (time.monotonic() - started))
-        cdr = make_run.answered_click2call(url, checkout / "var/credentials")
+        api = make_run.Account(url, checkout / "var/credentials")
+        cdr = api.cdr(api.click2call())
         assert cdr["dial_status"] == "ANSWER", cdr
         term.ctrl_c()
         assert term.wait(90) == 0, term.output()[-6000:]
