@@ -102,9 +102,10 @@ def child(args: argparse.Namespace) -> None:
     except ApiError as err:
         outcome = {"refused": err.status, "message": str(err), "imported": 0, "skipped": 0}
     cpu = meter.stop()
+    peak = c.rss_mb(field="VmHWM")  # the import's, before the count below (SQLite's page cache)
     stored = Contact.select().where(Contact.list_id == list_id).count()
     print(json.dumps({**outcome, "list_id": list_id, "stored": stored, "rss_before_mb": rss_before,
-                      "peak_rss_mb": c.rss_mb(field="VmHWM"), **cpu}))
+                      "peak_rss_mb": peak, **cpu}))
 
 
 def run_child(url: str, bucket: Path, csv_name: str, list_id: str = "") -> dict:

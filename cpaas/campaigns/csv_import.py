@@ -343,27 +343,25 @@ class _Table:
         self.table, self.owner_col, self.owner, self.columns = table, owner_col, owner, columns
         self.kind = "sqlite"  # or "postgresql": set by _writer from the database
         self.direct = True
-        names = ", ".join(columns)
         changed = [c for c in columns if c != "number"]
         # A row already stored as the file has it is left alone: re-importing a list
         # rewrites (and logs) only the contacts that changed. The columns are NOT NULL.
         updates = (", ".join(f"{c} = EXCLUDED.{c}" for c in changed) + " WHERE "
                    + " OR ".join(f"{table}.{c} <> EXCLUDED.{c}" for c in changed))
         self.staged = f"{table}_import"
+        self.staged_columns = ", ".join((owner_col, *columns))
+        self.staged_ddl = ", ".join(f"{c} TEXT NOT NULL" for c in (owner_col, *columns))
         self.create_staged = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.staged} (ord BIGSERIAL, "
-                              + ", ".join(f"{c} TEXT NOT NULL" for c in (owner_col, *columns))
-                              + ") ON COMMIT DELETE ROWS")
-        self.upsert_staged = (f"INSERT INTO {table} ({owner_col}, {names}) "
-                              f"SELECT {owner_col}, {names} FROM {self.staged} ORDER BY ord "
-                              f"ON CONFLICT ({owner_col}, number) DO UPDATE SET {updates}")
+                              f"{self.staged_ddl}) ON COMMIT DELETE ROWS")
+        upsert = (f"INSERT INTO {table} ({self.staged_columns}) SELECT {self.staged_columns} "
+                  "FROM {staged} WHERE true ORDER BY ord "
+                  f"ON CONFLICT ({owner_col}, number) DO UPDATE SET {updates}")
+        # (WHERE true: SQLite's grammar needs it between a SELECT and ON CONFLICT.)
+        self.upsert_staged = upsert.format(staged=self.staged)
         self.transaction = database.atomic()
-        staged_columns = ", ".join((owner_col, *columns))
-        self.sqlite_stage = (f"INSERT INTO temp.{self.staged} ({staged_columns}) "
+        self.sqlite_stage = (f"INSERT INTO temp.{self.staged} ({self.staged_columns}) "
                              f"VALUES (?, {', '.join('?' for _ in columns)})")
-        # WHERE true: SQLite's grammar needs it between a SELECT and ON CONFLICT.
-        self.sqlite_merge = (f"INSERT INTO {table} ({owner_col}, {names}) "
-                             f"SELECT {staged_columns} FROM temp.{self.staged} WHERE true ORDER BY ord "
-                             f"ON CONFLICT ({owner_col}, number) DO UPDATE SET {updates}")
+        self.sqlite_merge = upsert.format(staged=f"temp.{self.staged}")
 
     def payload(self, rows: list[tuple[str, ...]]) -> object:
         """What :meth:`write` needs for these merged rows (built by the parsing thread)."""
@@ -379,8 +377,7 @@ class _Table:
         self._drop_staged()
         with peewee.__exception_wrapper__:
             database.cursor().execute(
-                f"CREATE TEMPORARY TABLE {self.staged} (ord INTEGER PRIMARY KEY, "
-                + ", ".join(f"{c} TEXT NOT NULL" for c in (self.owner_col, *self.columns)) + ")")
+                f"CREATE TEMPORARY TABLE {self.staged} (ord INTEGER PRIMARY KEY, {self.staged_ddl})")
 
     def finish(self) -> None:
         """Make the whole import visible at once."""
@@ -424,7 +421,7 @@ class _Table:
 
     def copy(self, cursor: object, table: str, payload: tuple[str, str]) -> None:
         form, text = payload
-        names = ", ".join((self.owner_col, *self.columns))
+        names = self.staged_columns
         # CSV: FORCE_NOT_NULL keeps an empty name an empty string, never NULL.
         options = f" WITH (FORMAT csv, FORCE_NOT_NULL ({names}))" if form == "csv" else ""
         # One read of the whole batch: psycopg2 takes the GIL back for every read, and the
