@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rq import Queue
 
-from cpaas.models import AnnounceTemplate, CallRequest
+from cpaas.models import AnnounceTemplate, CallRequest, Cdr
 from tests.api.conftest import body
 
 PAYLOADS = ["919900000001\r\nX-Injected: 1", "919900000001&id", "919900000001|id",
@@ -145,7 +145,10 @@ def test_modify_call_hangup_and_record_take_no_target(api, modify_type, target):
     assert r.status_code == 404 and list(body(r)["errors"]) == ["channel"], r.data
 
 
-def test_a_call_that_cannot_be_queued_is_503_and_leaves_nothing(app, settings):
+@pytest.mark.xfail(strict=True, reason="the request's row is rolled back with the failed enqueue")
+def test_a_call_that_cannot_be_queued_is_503_and_ends_with_its_cdr(app, settings):
+    """The row is committed before the job is queued; a job that cannot be queued closes
+    the request with its one CDR (and a job that reached Redis after all cannot dial it)."""
     import dataclasses
 
     from cpaas.app import create_app
@@ -156,4 +159,7 @@ def test_a_call_that_cannot_be_queued_is_503_and_leaves_nothing(app, settings):
     r = broken.test_client().post("/api/click2call", json=CLICK2CALL,
                                   headers={"account": "account_1", "auth": SECRETS["account_1"]})
     assert r.status_code == 503 and body(r)["success"] == "false"
-    assert CallRequest.select().count() == 0
+    (request,) = CallRequest.select()
+    assert request.status == "done"
+    (cdr,) = Cdr.select().where(Cdr.request_id == request.id)
+    assert (cdr.dial_status, cdr.hangup_cause) == ("CHANUNAVAIL", "not queued")
