@@ -3,6 +3,7 @@
     cpaas init                      create or upgrade the schema, seed the spec's accounts
     cpaas accounts list|create NAME|rotate-auth NAME
     cpaas templates list|approve ID|reject ID
+    cpaas events replay-dead [--limit N]   put dead-lettered engine events back on the stream
 """
 from __future__ import annotations
 
@@ -22,6 +23,18 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 def _out(payload: object) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _replay_dead(settings: config.Settings, limit: int | None) -> int:
+    """Move dead-lettered events back to the event stream; the events process applies them."""
+    import redis
+
+    from cpaas.cdr import deadletter
+
+    r = redis.Redis.from_url(settings.effective_redis_url)
+    moved = deadletter.replay(r, limit)
+    _out({"replayed": moved, "still_dead": deadletter.count(r)})
+    return 0
 
 
 def _init(database: peewee.Database, settings: config.Settings) -> None:
@@ -47,12 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     tpl.add_parser("list")
     tpl.add_parser("approve").add_argument("template_id")
     tpl.add_parser("reject").add_argument("template_id")
+    ev = sub.add_parser("events").add_subparsers(dest="action", required=True)
+    ev.add_parser("replay-dead", help="replay the dead-letter stream once its cause is fixed"
+                  ).add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
 
     logs.setup()
     settings = config.load()
     database = db.init(settings.effective_database_url)
 
+    if args.command == "events":
+        return _replay_dead(settings, args.limit)
     try:
         if args.command == "init":
             _init(database, settings)

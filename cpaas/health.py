@@ -15,6 +15,24 @@ log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
+def _reliability() -> dict[str, str]:
+    """Reported beside the checks, never a reason for 503 (the API still serves): how
+    many engine events wait in the dead-letter stream (``python -m cpaas events
+    replay-dead`` replays them), and which process's sweeper holds the lease."""
+    from cpaas.calls.sweeper import LEASE
+    from cpaas.cdr import deadletter
+    from cpaas.lease import holder
+
+    r = platform().redis
+    try:
+        dead = deadletter.count(r)
+        held = holder(r, LEASE)
+    except Exception:  # noqa: BLE001 - reported, like the checks above
+        log.exception("reliability check failed")
+        return {"dead_events": "unknown", "sweeper": "unknown"}
+    return {"dead_events": str(dead), "sweeper": held[0] if held else "down"}
+
+
 @bp.route("/", methods=["GET"])
 def root() -> Response:
     """The server's address opens the API docs (a newcomer's first click)."""
@@ -36,7 +54,8 @@ def healthz() -> Response:
     except Exception:  # noqa: BLE001
         log.exception("redis check failed")
         checks["redis"] = "down"
-    reports = status.report(platform().settings, platform().redis, checks["redis"] == "ok")
+    reports = _reliability() if checks["redis"] == "ok" else {}
+    reports.update(status.report(platform().settings, platform().redis, checks["redis"] == "ok"))
     if all(v == "ok" for v in checks.values()):
         return ok(status="ok", **checks, **reports)
     return failure(503, "platform unhealthy", status="down", **checks, **reports)

@@ -80,11 +80,18 @@ def worker(settings: config.Settings) -> None:
 
 
 def events(settings: config.Settings) -> None:
-    """Engine events → CDR rows."""
+    """Engine events → CDR rows, and the sweeper that settles abandoned requests (one
+    sweeper active across every events process: it holds a lease)."""
+    from cpaas.calls import sweeper
     from cpaas.cdr import consumer
 
     _wait_for_redis(settings)
-    consumer.run(settings, _stopped_by_signal())
+    stop = _stopped_by_signal()
+    sweeper.start(settings, stop)
+    try:
+        consumer.run(settings, stop)
+    finally:
+        stop.set()
 
 
 def engine(settings: config.Settings) -> None:

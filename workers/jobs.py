@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from cpaas import config, logs
+from cpaas.calls import claim
 from cpaas.redis_conn import get_redis
 from cpaas.telephony import ephemeral, espeak, sealed, tts
 from cpaas.telephony.engine import Engine
@@ -116,6 +117,8 @@ def place_call(plan_json: str) -> None:
     logs.account_id_var.set(plan.account_id)
     try:
         settings, engine = _context()
+        if not claim.for_dialing(settings.effective_database_url, plan.plan_id):
+            return
         ready, pending = prepare_speech(plan, settings.media_dir, sealed.box(settings),
                                         settings.tts)
         engine.originate(ready)

@@ -10,6 +10,7 @@ import redis
 from cpaas import ids
 from cpaas.accounts import AuthRecord
 from cpaas.calls import plans
+from cpaas.calls.state import CallState
 from cpaas.db import database
 from cpaas.envelope import ApiError, NotFound
 from cpaas.models import AnnounceTemplate, CallRequest, Cdr
@@ -17,6 +18,7 @@ from cpaas.platform import Platform
 from cpaas.storage import NotFound as ObjectMissing, account_prefix
 from cpaas.telephony import live, sealed
 from cpaas.telephony.engine import EngineError, LegAction, LegNotFound
+from cpaas.telephony.events import EngineEvent
 from cpaas.telephony.plans import Plan
 from cpaas.telephony.tts import Prosody
 from cpaas.validation import EXTENSION_RE, utcnow
@@ -39,23 +41,40 @@ def recording_key(account_name: str, request_id: str, suffix: str = "") -> str:
 
 
 def _record_request(account_id: str, request_id: str, kind: str, **fields: Any) -> None:
-    CallRequest.create(id=request_id, account_id=account_id, kind=kind, status="queued",
-                       created_at=utcnow(), campaign_id=None, list_id=None, **fields)
+    """Store the request, committed when this returns (before its job can be queued)."""
+    with database.atomic():
+        CallRequest.create(id=request_id, account_id=account_id, kind=kind,
+                           status=CallState.QUEUED.value, created_at=utcnow(), campaign_id=None,
+                           list_id=None, **fields)
 
 
 def enqueue(platform: Platform, plan: Plan) -> None:
-    """Queue the job that hands ``plan`` to the engine.
+    """Queue the job that hands ``plan`` to the engine; its job id is the request id.
 
     The job's arguments may hold an OTP, so neither its result nor a failure is kept.
-    Callers run this inside the transaction that stored the request, so a request that
-    could not be queued leaves no row behind.
+    Callers commit the request's row first (:func:`_record_request`), so the job always
+    finds it; a request that could not be queued is closed with its CDR and 503.
     """
     try:
-        platform.calls_queue.enqueue(PLACE_CALL_JOB, plan.to_json(), result_ttl=0, failure_ttl=0,
-                                     job_timeout=120)
+        platform.calls_queue.enqueue(PLACE_CALL_JOB, plan.to_json(), job_id=plan.plan_id,
+                                     result_ttl=0, failure_ttl=0, job_timeout=120)
     except redis.RedisError:
         log.exception("call could not be queued")
+        _not_queued(plan)
         raise ApiError(503, "the call could not be queued; try again shortly") from None
+
+
+def _not_queued(plan: Plan) -> None:
+    """Close a committed request whose job never reached Redis: its CDR says so, and a
+    job that reached Redis after all finds it settled and does not dial."""
+    from cpaas.cdr import consumer
+
+    event = EngineEvent("plan.ended", plan.plan_id, plan.account_id,
+                        data={"legs": {}, "dtmf": "", "recordings": [], "cause": "not queued"})
+    try:
+        consumer.handle(event)
+    except Exception:  # noqa: BLE001 - the sweeper closes it instead
+        log.exception("unqueued request left for the sweeper", extra={"request_id": plan.plan_id})
 
 
 def click2call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -> str:
@@ -66,12 +85,11 @@ def click2call(platform: Platform, account: AuthRecord, data: dict[str, Any]) ->
                             data["destination_number"], data["caller_id"], option,
                             recording_key(account.name, request_id) if option != "off" else None,
                             platform.settings.ring_timeout)
-    with database.atomic():
-        _record_request(account.id, request_id, "c2c", agent_number=data["agent_number"],
-                        customer_number=data["destination_number"], caller_id=data["caller_id"],
-                        recording_option=option, transcript=data["transcript"],
-                        destination_context="click2call", call_direction="outbound-api")
-        enqueue(platform, plan)
+    _record_request(account.id, request_id, "c2c", agent_number=data["agent_number"],
+                    customer_number=data["destination_number"], caller_id=data["caller_id"],
+                    recording_option=option, transcript=data["transcript"],
+                    destination_context="click2call", call_direction="outbound-api")
+    enqueue(platform, plan)
     return request_id
 
 
@@ -89,12 +107,11 @@ def outbound_call(platform: Platform, account: AuthRecord, data: dict[str, Any])
     plan = plans.otp(request_id, account.id, data["customer_number"], data["caller_id"],
                      template.template_text, data["otp"], prosody, data["repeat"],
                      platform.settings.ring_timeout, sealed.box(platform.settings))
-    with database.atomic():
-        _record_request(account.id, request_id, "otp", agent_number="",
-                        customer_number=data["customer_number"], caller_id=data["caller_id"],
-                        recording_option="off", transcript="off", destination_context="otp",
-                        call_direction="outbound-api")
-        enqueue(platform, plan)
+    _record_request(account.id, request_id, "otp", agent_number="",
+                    customer_number=data["customer_number"], caller_id=data["caller_id"],
+                    recording_option="off", transcript="off", destination_context="otp",
+                    call_direction="outbound-api")
+    enqueue(platform, plan)
     return request_id
 
 

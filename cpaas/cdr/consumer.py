@@ -1,22 +1,34 @@
 """The ``events`` process: reads engine events from Redis and writes CDRs.
 
 Engines append normalised events (``cpaas.telephony.events``) to one stream; this
-consumer group reads them at least once (entries are acknowledged after the CDR is
-committed, and the writer ignores a CDR it already has), so a crash loses nothing.
+consumer group reads them at least once. An entry is acknowledged only after what it
+wrote is committed; a request gets its CDR exactly once however often its event is
+delivered (:mod:`cpaas.cdr.settle`). An entry that fails for a reason that passes (the
+database restarting, a pool timeout, a request whose row is not visible yet) stays
+pending and is tried again with backoff for ``CPAAS_EVENT_RETRY_LIMIT`` seconds, then
+moved to the dead-letter stream (:mod:`cpaas.cdr.deadletter`); one that can never be
+applied (unreadable, or failing for any other reason) goes there at once.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import peewee
 import redis
+from playhouse.pool import MaxConnectionsExceeded
 
 from cpaas import config, db
-from cpaas.cdr import writer
+from cpaas.calls.state import CallState, advance
+from cpaas.cdr import deadletter, writer
+from cpaas.cdr.settle import Settled, settle
 from cpaas.models import CallRequest
 from cpaas.telephony.events import EVENT_STREAM, EngineEvent
 
@@ -25,7 +37,19 @@ log = logging.getLogger(__name__)
 GROUP = "cdr-writer"
 #: An entry a dead consumer read but never acknowledged is taken over after this.
 CLAIM_IDLE_MS = 30_000
-STREAM_MAXLEN = 200_000
+#: Backoff between tries of a failing entry: doubles from FIRST_DELAY up to MAX_DELAY
+#: (below CLAIM_IDLE_MS, so another consumer never mistakes a retrying entry for an
+#: abandoned one).
+FIRST_DELAY, MAX_DELAY = 0.5, 20.0
+
+
+class RequestNotVisible(Exception):
+    """The event's request row is not committed (or not visible) yet: try again later."""
+
+
+#: Failures that pass: the entry stays pending and is tried again.
+TRANSIENT = (peewee.OperationalError, peewee.InterfaceError, peewee.InternalError,
+             MaxConnectionsExceeded, RequestNotVisible)
 
 
 def _utc(ts: float | None) -> datetime | None:
@@ -72,23 +96,36 @@ def compose(request: CallRequest, event: EngineEvent) -> writer.CdrRecord:
         hangup_cause=str(event.data.get("cause", ""))[:64])
 
 
-def handle(event: EngineEvent) -> None:
-    """Apply one engine event to the database."""
+def handle(event: EngineEvent) -> Settled | None:
+    """Apply one engine event to the database; the settled request, if it ended one.
+
+    The CDR is committed before this returns; whatever must follow a call's end (the
+    campaign dialer, status webhooks) belongs after it, in the caller's ``on_settled``.
+    """
     if event.type == "leg.answered":
-        CallRequest.update(status="live").where(CallRequest.id == event.plan_id).execute()
-        return
+        if not advance(event.plan_id, CallState.LIVE) and not _visible(event):
+            raise RequestNotVisible(event.plan_id)
+        return None
     if event.type != "plan.ended":
-        return
+        return None
     request = CallRequest.get_or_none((CallRequest.id == event.plan_id)
                                       & (CallRequest.account_id == event.account_id))
     if request is None:
-        log.warning("event for an unknown request", extra={"plan_id": event.plan_id})
-        return
+        raise RequestNotVisible(event.plan_id)
+    if request.status == CallState.DONE:
+        return None
     record = compose(request, event)
-    writer.write(record)
-    CallRequest.update(status="done").where(CallRequest.id == request.id).execute()
-    log.info("cdr written", extra={"plan_id": request.id, "dial_status": record.dial_status,
-                                   "cause": event.data.get("cause", "")})
+    settled = settle(request, record)
+    if settled:
+        log.info("cdr written", extra={"request_id": request.id, "account_id": request.account_id,
+                                       "dial_status": record.dial_status,
+                                       "cause": event.data.get("cause", "")})
+    return settled
+
+
+def _visible(event: EngineEvent) -> bool:
+    return CallRequest.select().where((CallRequest.id == event.plan_id)
+                                      & (CallRequest.account_id == event.account_id)).exists()
 
 
 def _ensure_group(r: redis.Redis) -> None:
@@ -99,36 +136,145 @@ def _ensure_group(r: redis.Redis) -> None:
             raise
 
 
-def _process(r: redis.Redis, entries: list) -> None:
-    for entry_id, fields in entries:
+def _settled_log(settled: Settled) -> None:
+    """The default post-commit hook: nothing to tell yet but the log."""
+    log.debug("request settled", extra={"request_id": settled.request.id})
+
+
+class Consumer:
+    """One consumer of the group: reads, applies, retries and buries entries."""
+
+    def __init__(self, r: redis.Redis, retry_limit: float,
+                 on_settled: Callable[[Settled], None] = _settled_log) -> None:
+        self.r = r
+        self.retry_limit = retry_limit
+        self.on_settled = on_settled
+        self.name = f"{socket.gethostname()}-{os.getpid()}"
+        #: entry id → monotonic time of its next try (entries this consumer holds).
+        self.due: dict[bytes, float] = {}
+
+    def apply(self, entry_id: bytes, fields: dict) -> None:
+        """Apply one entry; acknowledge it, schedule a retry, or bury it."""
         try:
             event = EngineEvent.from_fields(fields)
+        except Exception as err:  # noqa: BLE001 - unreadable: no retry can fix it
+            log.error("unreadable event buried", extra={"entry": entry_id.decode()})
+            deadletter.bury(self.r, GROUP, entry_id, fields, f"unreadable: {type(err).__name__}", 1)
+            return
+        try:
             with db.database.connection_context():
-                handle(event)
-        except Exception:  # noqa: BLE001 - a poison entry must not stop the writer
-            log.exception("event could not be applied", extra={"entry": str(entry_id)})
-        r.xack(EVENT_STREAM, GROUP, entry_id)
+                settled = handle(event)
+        except TRANSIENT as err:
+            self._failed(entry_id, fields, event, err)
+            return
+        except Exception as err:  # noqa: BLE001 - a poison entry must not stop the writer
+            log.exception("event cannot be applied; buried",
+                          extra={"entry": entry_id.decode(), "request_id": event.plan_id})
+            deadletter.bury(self.r, GROUP, entry_id, fields, f"failed: {type(err).__name__}: {err}",
+                            1, event.plan_id)
+            return
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xack(EVENT_STREAM, GROUP, entry_id)
+        pipe.hdel(deadletter.RETRYING_KEY, entry_id)
+        pipe.execute()
+        self.due.pop(entry_id, None)
+        if settled is None:
+            return
+        try:
+            self.on_settled(settled)
+        except Exception:  # noqa: BLE001 - the CDR is committed; a hook's failure is its own
+            log.exception("post-commit hook failed", extra={"request_id": settled.request.id})
+
+    def _failed(self, entry_id: bytes, fields: dict, event: EngineEvent, err: Exception) -> None:
+        """Leave the entry pending for a later try, or bury it once the window has passed."""
+        now = time.time()
+        raw = self.r.hget(deadletter.RETRYING_KEY, entry_id)
+        state = json.loads(raw) if raw else {"first": now, "attempts": 0, "plan_id": event.plan_id}
+        state["attempts"] += 1
+        state["error"] = f"{type(err).__name__}: {err}"[:300]
+        extra = {"entry": entry_id.decode(), "request_id": event.plan_id,
+                 "attempts": state["attempts"], "error": state["error"]}
+        if now - state["first"] >= self.retry_limit:
+            log.error("event failed for the whole retry window; buried", extra=extra)
+            self.due.pop(entry_id, None)
+            deadletter.bury(self.r, GROUP, entry_id, fields, f"retries exhausted: {state['error']}",
+                            state["attempts"], event.plan_id)
+            return
+        self.r.hset(deadletter.RETRYING_KEY, entry_id, json.dumps(state))
+        delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (state["attempts"] - 1))
+        self.due[entry_id] = time.monotonic() + delay
+        log.warning("event not applied; will retry", extra={**extra, "retry_in": delay})
+
+    def retry_due(self) -> None:
+        """Try again the entries whose backoff has passed."""
+        now = time.monotonic()
+        ready = [entry_id for entry_id, at in self.due.items() if at <= now]
+        if not ready:
+            return
+        # Claiming resets their idle time: no other consumer takes them over meanwhile.
+        claimed = self.r.xclaim(EVENT_STREAM, GROUP, self.name, 0, ready)
+        found = {entry_id for entry_id, _ in claimed}
+        for entry_id in ready:
+            if entry_id not in found:   # gone from the stream (Redis flushed): nothing to do
+                self.due.pop(entry_id, None)
+                self.r.hdel(deadletter.RETRYING_KEY, entry_id)
+        for entry_id, fields in claimed:
+            self.apply(entry_id, fields)
+
+    def round(self) -> None:
+        """One turn: entries abandoned by a dead consumer, due retries, then new entries."""
+        _, claimed, _ = self.r.xautoclaim(EVENT_STREAM, GROUP, self.name, CLAIM_IDLE_MS, "0-0",
+                                          count=100)
+        for entry_id, fields in claimed:
+            if entry_id not in self.due:
+                self.apply(entry_id, fields)
+        self.retry_due()
+        block = 500 if not self.due else 100
+        for _, entries in self.r.xreadgroup(GROUP, self.name, {EVENT_STREAM: ">"}, count=200,
+                                            block=block) or []:
+            for entry_id, fields in entries:
+                self.apply(entry_id, fields)
+
+    def trim(self) -> None:
+        """Drop entries every consumer is done with; never one still pending or unread."""
+        pending = self.r.xpending(EVENT_STREAM, GROUP)
+        groups = {g["name"]: g for g in self.r.xinfo_groups(EVENT_STREAM)}
+        keep = groups[GROUP.encode()]["last-delivered-id"] if GROUP.encode() in groups else None
+        if pending["pending"]:
+            keep = pending["min"]
+        if keep and keep != b"0-0":
+            self.r.xtrim(EVENT_STREAM, minid=keep, approximate=True)
 
 
-def run(settings: config.Settings, stop: threading.Event | None = None) -> None:
-    """Consume events until ``stop`` is set (forever in the ``events`` process)."""
+def run(settings: config.Settings, stop: threading.Event | None = None,
+        on_settled: Callable[[Settled], None] = _settled_log) -> None:
+    """Consume events until ``stop`` is set (forever in the ``events`` process).
+
+    ``on_settled`` runs after each CDR commit (the seam the campaign dialer and status
+    webhooks will subscribe to); a failure there never un-writes the CDR.
+    """
     db.init(settings.effective_database_url)
     r = redis.Redis.from_url(settings.effective_redis_url)
-    _ensure_group(r)
-    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    consumer = Consumer(r, settings.event_retry_limit, on_settled)
     stop = stop or threading.Event()
-    log.info("events consumer started", extra={"consumer": consumer})
-    rounds = 0
+    log.info("events consumer started", extra={"consumer": consumer.name})
+    rounds, ready = 0, False
     while not stop.is_set():
         try:
-            # Entries a crashed consumer read but never acknowledged.
-            _, claimed, _ = r.xautoclaim(EVENT_STREAM, GROUP, consumer, CLAIM_IDLE_MS, "0-0", count=100)
-            _process(r, claimed)
-            for _, entries in r.xreadgroup(GROUP, consumer, {EVENT_STREAM: ">"}, count=200, block=500) or []:
-                _process(r, entries)
+            if not ready:
+                _ensure_group(r)
+                ready = True
+            consumer.round()
             rounds += 1
             if rounds % 1000 == 0:
-                r.xtrim(EVENT_STREAM, maxlen=STREAM_MAXLEN, approximate=True)
-        except redis.ConnectionError:
+                consumer.trim()
+        except redis.ResponseError as err:
+            # NOGROUP, or "UNBLOCKED the stream key no longer exists": Redis lost its data
+            # (a flush, a restart without its file). Start again with a new group.
+            log.warning("event stream or group missing (%s); creating it again", err)
+            consumer.due.clear()
+            ready = False
+            stop.wait(0.1)
+        except redis.RedisError:
             log.warning("redis unavailable; retrying")
             stop.wait(1.0)

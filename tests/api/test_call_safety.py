@@ -145,7 +145,6 @@ def test_modify_call_hangup_and_record_take_no_target(api, modify_type, target):
     assert r.status_code == 404 and list(body(r)["errors"]) == ["channel"], r.data
 
 
-@pytest.mark.xfail(strict=True, reason="the request's row is rolled back with the failed enqueue")
 def test_a_call_that_cannot_be_queued_is_503_and_ends_with_its_cdr(app, settings):
     """The row is committed before the job is queued; a job that cannot be queued closes
     the request with its one CDR (and a job that reached Redis after all cannot dial it)."""

@@ -89,7 +89,6 @@ def in_queue(r: redis_lib.Redis, request_id: str) -> bool:
     return request_id.encode() in r.lrange(f"rq:queue:{CALLS_QUEUE}", 0, -1)
 
 
-@pytest.mark.xfail(strict=True, reason="events that fail while PostgreSQL is down are dropped")
 def test_postgres_killed_while_calls_end(platform, api, durable_pg):
     requests = [click2call(api, number("101"), number("102")) for _ in range(6)]
     for rid in requests:
@@ -103,7 +102,6 @@ def test_postgres_killed_while_calls_end(platform, api, durable_pg):
     assert_counters_match_recount()
 
 
-@pytest.mark.xfail(strict=True, reason="a request whose job died with its worker is never settled")
 def test_rq_worker_killed_between_enqueue_and_dial(platform, api):
     r = platform.redis
     pid = a_running_rq_worker(r)
@@ -123,7 +121,6 @@ def test_rq_worker_killed_between_enqueue_and_dial(platform, api):
     assert platform.invites(agent) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="a request whose job Redis lost is never settled")
 def test_redis_flushed_the_sweeper_settles_what_was_lost(platform, api):
     r = platform.redis
     talking = click2call(api, number("101"), number("102"))
@@ -145,7 +142,6 @@ def test_redis_flushed_the_sweeper_settles_what_was_lost(platform, api):
     assert platform.invites(agent) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="events written while Redis is down are dropped")
 def test_redis_killed_and_restarted(platform, api, durable_redis):
     with db.database.connection_context():
         before = {row.id for row in CallRequest.select(CallRequest.id)}
@@ -169,7 +165,6 @@ def test_redis_killed_and_restarted(platform, api, durable_redis):
 
 
 @pytest.mark.parametrize("commit_after", [0.5, 4.0])
-@pytest.mark.xfail(strict=True, reason="a job that runs before the commit loses its CDR")
 def test_a_job_that_runs_before_its_request_is_committed(platform, durable_pg, commit_after):
     """The job waits a little for its row: committed soon, it dials; later, it gives up
     and the sweeper settles the request. Either way, one CDR."""

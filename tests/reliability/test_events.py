@@ -37,7 +37,6 @@ def _rid() -> str:
     return secrets.token_hex(5)
 
 
-@pytest.mark.xfail(strict=True, reason="the consumer drops an event whose request it cannot see yet")
 def test_an_event_for_a_request_not_yet_committed_waits_for_the_commit(settings, durable_pg, r):
     account = account_id()
     rid = _rid()
@@ -53,7 +52,6 @@ def test_an_event_for_a_request_not_yet_committed_waits_for_the_commit(settings,
     assert cdr.dial_status == "ANSWER" and len(cdrs_of(rid)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a redelivered event with other times writes a second CDR")
 def test_an_event_delivered_twice_writes_one_cdr(settings, durable_pg, r):
     account = account_id()
     rid = _rid()
@@ -68,7 +66,6 @@ def test_an_event_delivered_twice_writes_one_cdr(settings, durable_pg, r):
     assert_counters_match_recount()
 
 
-@pytest.mark.xfail(strict=True, reason="an unreadable event is acknowledged and dropped")
 def test_an_unreadable_event_goes_to_the_dead_letter_stream_and_the_rest_is_written(
         settings, durable_pg, r):
     account = account_id()
@@ -84,7 +81,6 @@ def test_an_unreadable_event_goes_to_the_dead_letter_stream_and_the_rest_is_writ
     assert entry[b"event"] == b"{not json" and entry[b"reason"].startswith(b"unreadable")
 
 
-@pytest.mark.xfail(strict=True, reason="events are acknowledged even when the database is down")
 def test_database_down_past_the_retry_window_dead_letters_then_replay_writes_once(
         settings, durable_pg, r, monkeypatch):
     account = account_id()
@@ -117,7 +113,6 @@ def test_database_down_past_the_retry_window_dead_letters_then_replay_writes_onc
     assert_counters_match_recount()
 
 
-@pytest.mark.xfail(strict=True, reason="events are acknowledged even when the database is down")
 def test_database_restart_within_the_window_loses_no_event(settings, durable_pg, r):
     settings = dataclasses.replace(settings, event_retry_limit=120.0)
     account = account_id()
