@@ -50,8 +50,6 @@ def machine() -> Path:
         fresh_root.remove(run_dir)
 
 
-@pytest.mark.xfail(strict=True, reason="the Makefile takes `venv --help` for a working venv and "
-                   "keeps a .venv without pip")
 def test_make_run_on_a_fresh_debian_12_installs_runs_a_call_and_stops(machine: Path,
                                                                      tmp_path: Path) -> None:
     started = time.monotonic()
