@@ -77,3 +77,23 @@ def test_a_campaign_name_clash_is_409_not_a_retry_loop(api, monkeypatch):
                409, "campaign_name")
     assert draws.drawn == 2
     assert [r.id for r in Campaign.select()] == [first]
+
+
+@pytest.mark.xfail(strict=True, reason="click2call/outbound_call draw their request_id once")
+@pytest.mark.parametrize("path", ["/api/click2call", "/api/outbound_call"])
+def test_a_taken_request_id_is_drawn_again_and_one_job_is_queued(api, settings, monkeypatch, path):
+    import redis
+    from rq import Queue
+
+    from cpaas.models import CallRequest
+    from tests.api.test_call_safety import CLICK2CALL, _otp_body
+
+    call_body = CLICK2CALL if path.endswith("click2call") else _otp_body(api)
+    first = ok_body(api.post(path, call_body))["request_id"]
+    draws = RepeatOnce(monkeypatch, first)
+    second = ok_body(api.post(path, call_body))["request_id"]
+    assert draws.queue == [] and draws.drawn == 2
+    assert second != first
+    assert {r.id for r in CallRequest.select()} == {first, second}
+    queue = Queue("calls", connection=redis.Redis.from_url(settings.redis_url))
+    assert sorted(queue.job_ids) == sorted([first, second])
