@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import redis
 
@@ -77,20 +77,40 @@ def _not_queued(plan: Plan) -> None:
         log.exception("unqueued request left for the sweeper", extra={"request_id": plan.plan_id})
 
 
+def _store_and_queue(platform: Platform, account_id: str, kind: str,
+                     build: Callable[[str], Plan], **fields: Any) -> str:
+    """Store a request under a fresh request_id, then queue its plan; returns the id.
+
+    The plan is built before the row is written, so a plan that cannot be built stores
+    nothing; a request_id that is already taken is drawn again with its plan.
+    """
+    built: list[Plan] = []
+
+    def insert(request_id: str) -> None:
+        built[:] = [build(request_id)]
+        _record_request(account_id, request_id, kind, **fields)
+
+    request_id = ids.insert_new(CallRequest, ids.request_id, insert)
+    enqueue(platform, built[0])
+    return request_id
+
+
 def click2call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -> str:
     """Store the request, compile the plan, queue it; returns the request_id."""
-    request_id = ids.request_id()
     option = data["recording_option"]
-    plan = plans.click2call(request_id, account.id, data["agent_number"],
-                            data["destination_number"], data["caller_id"], option,
-                            recording_key(account.name, request_id) if option != "off" else None,
-                            platform.settings.ring_timeout)
-    _record_request(account.id, request_id, "c2c", agent_number=data["agent_number"],
-                    customer_number=data["destination_number"], caller_id=data["caller_id"],
-                    recording_option=option, transcript=data["transcript"],
-                    destination_context="click2call", call_direction="outbound-api")
-    enqueue(platform, plan)
-    return request_id
+
+    def build(request_id: str) -> Plan:
+        return plans.click2call(request_id, account.id, data["agent_number"],
+                                data["destination_number"], data["caller_id"], option,
+                                recording_key(account.name, request_id) if option != "off" else None,
+                                platform.settings.ring_timeout)
+
+    return _store_and_queue(platform, account.id, "c2c", build,
+                            agent_number=data["agent_number"],
+                            customer_number=data["destination_number"],
+                            caller_id=data["caller_id"], recording_option=option,
+                            transcript=data["transcript"], destination_context="click2call",
+                            call_direction="outbound-api")
 
 
 def outbound_call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -> str:
@@ -103,16 +123,17 @@ def outbound_call(platform: Platform, account: AuthRecord, data: dict[str, Any])
         raise ApiError(400, "announce template is not approved",
                        {"announce_template_id": [f"template is {template.status}"]})
     prosody = Prosody.from_request(data)
-    request_id = ids.request_id()
-    plan = plans.otp(request_id, account.id, data["customer_number"], data["caller_id"],
-                     template.template_text, data["otp"], prosody, data["repeat"],
-                     platform.settings.ring_timeout, sealed.box(platform.settings))
-    _record_request(account.id, request_id, "otp", agent_number="",
-                    customer_number=data["customer_number"], caller_id=data["caller_id"],
-                    recording_option="off", transcript="off", destination_context="otp",
-                    call_direction="outbound-api")
-    enqueue(platform, plan)
-    return request_id
+    box = sealed.box(platform.settings)
+
+    def build(request_id: str) -> Plan:
+        return plans.otp(request_id, account.id, data["customer_number"], data["caller_id"],
+                         template.template_text, data["otp"], prosody, data["repeat"],
+                         platform.settings.ring_timeout, box)
+
+    return _store_and_queue(platform, account.id, "otp", build, agent_number="",
+                            customer_number=data["customer_number"], caller_id=data["caller_id"],
+                            recording_option="off", transcript="off", destination_context="otp",
+                            call_direction="outbound-api")
 
 
 def create_template(account_id: str, text: str) -> dict[str, str]:

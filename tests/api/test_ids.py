@@ -79,7 +79,6 @@ def test_a_campaign_name_clash_is_409_not_a_retry_loop(api, monkeypatch):
     assert [r.id for r in Campaign.select()] == [first]
 
 
-@pytest.mark.xfail(strict=True, reason="click2call/outbound_call draw their request_id once")
 @pytest.mark.parametrize("path", ["/api/click2call", "/api/outbound_call"])
 def test_a_taken_request_id_is_drawn_again_and_one_job_is_queued(api, settings, monkeypatch, path):
     import redis
