@@ -5,6 +5,8 @@ import logging
 import secrets
 import time
 
+import peewee
+import redis
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -56,7 +58,11 @@ def create_app(settings: config.Settings | None = None) -> Flask:
             if too_large:
                 raise ApiError(413, f"request body too large (limit {settings.max_body_bytes} bytes)")
         auth.authenticate(limiter)
-        database.connect(reuse_if_open=True)
+        try:
+            database.connect(reuse_if_open=True)
+        except peewee.DatabaseError:
+            if request.path != "/healthz":  # /healthz reports the database as down
+                raise
 
     pooled = db.dialect_of(database) == "postgresql"
 
@@ -84,6 +90,16 @@ def create_app(settings: config.Settings | None = None) -> Flask:
             # RFC 9110: a 405 lists the methods the resource does support.
             response.headers["Allow"] = ", ".join(sorted(err.valid_methods))
         return response
+
+    @app.errorhandler(peewee.OperationalError)
+    @app.errorhandler(peewee.InterfaceError)
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _unavailable(err: Exception) -> Response:
+        # A database or Redis that is restarting is the server's passing trouble, not
+        # the client's: 503 tells it to try again, and nothing was stored.
+        log.warning("backing store unavailable: %s", type(err).__name__, extra={"path": request.path})
+        return failure(503, "the platform's storage is unavailable; try again shortly")
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Response:
