@@ -11,7 +11,6 @@ import pty
 import re
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,15 +93,3 @@ def stops(text: str) -> list[tuple[str, int]]:
     """(process, exit status) for each process honcho reported stopped, in order."""
     return [(name, int(rc)) for name, rc in _STOPPED.findall(text)]
 
-
-def wait_for_text(term: Terminal, pattern: str, timeout: float) -> re.Match:
-    """Wait until the output matches ``pattern``; fail with the output's tail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(pattern, term.output())
-        if found:
-            return found
-        if term.proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise AssertionError(f"no {pattern!r} in the output:\n{term.output()[-4000:]}")

@@ -3,11 +3,13 @@
 The machine is a chroot of a fresh mmdebstrap root with a pid namespace of its own; it
 gets a clone of this checkout's committed HEAD and what every machine here is given
 (tests/install/fresh_root.py). `make run` must install everything, answer `/healthz`,
-carry a click2call to ANSWER, and stop every process on Ctrl-C with status 0.
+carry a click2call to ANSWER, and stop every process on Ctrl-C with status 0; then
+`make test` must install what it adds and pass a few tests.
 """
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -81,3 +83,16 @@ def test_make_run_on_a_fresh_debian_12_installs_runs_a_call_and_stops(machine: P
         assert not fresh_root.processes_in(machine)
     finally:
         term.close()
+
+    # `make test` too: it adds PostgreSQL; a few tests of the data layer (on PostgreSQL)
+    # and of the pins stand for the suite, which this machine is already running.
+    tests = terminal.start(fresh_root.namespace_command(
+        machine, folders, env, "cd /root/cpaas && exec make test "
+        "PYTEST_ARGS='-q tests/data/test_schema.py tests/install/test_pins.py'"),
+        tmp_path / "make-test.log", ctty=False)
+    try:
+        assert tests.wait(300) == 0, tests.output()[-6000:]
+        assert re.search(r"\b\d+ passed\b", tests.output()), tests.output()[-3000:]
+        assert " failed" not in tests.output() and " skipped" not in tests.output()
+    finally:
+        tests.close()
