@@ -286,7 +286,8 @@ def stored_file_name(max_length: int) -> dict[str, Any]:
     """A trimmed :class:`~cpaas.validation.Text` that names a stored file (a number is read
     as its digits, so only a negative one is refused)."""
     text = text_schema(max_length, strip=True)["anyOf"][0]
-    return {"anyOf": [{"allOf": [text, file_name_schema()]}, {"type": "number", "minimum": 0}]}
+    return {"anyOf": [{"allOf": [text, file_name_schema()]},
+                      {"type": "number", "minimum": 0, "maximum": 10 ** max_length - 1}]}
 
 
 # --- fields of the feature schemas -----------------------------------------------------

@@ -66,7 +66,7 @@ def _voice_on_engine() -> dict[str, Any]:
 
 def _announcement() -> dict[str, Any]:
     blank_free = {"anyOf": [{"type": "string", "pattern": f"[^{f.ws()[1:-1]}]"}, {"type": "number"}]}
-    recorded = {"anyOf": [f.file_name_schema(), {"type": "number", "minimum": 0}]}
+    recorded = f.stored_file_name(200)
     return {"anyOf": [
         {"required": ["announcement_text"],
          "properties": {"dynamic_announcement": f.choice_values(("1",), {}),
