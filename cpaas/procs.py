@@ -50,6 +50,18 @@ def _wait_for_redis(settings: config.Settings, timeout: float = 60.0) -> None:
             time.sleep(0.2)
 
 
+def _require_schema(settings: config.Settings) -> None:
+    """Stop with one sentence unless the database is at this code's schema version: a
+    process started on an older database would fail on its first query instead."""
+    from cpaas import db, migrations
+
+    try:
+        migrations.check(db.init(settings.effective_database_url))
+    except migrations.MigrationError as err:
+        log.error("%s", err)
+        sys.exit(1)
+
+
 def _exec(argv: list[str]) -> None:
     sys.stdout.flush()
     os.execv(argv[0], argv)
@@ -65,6 +77,7 @@ def redis_server(settings: config.Settings) -> int:
 
 def web(settings: config.Settings) -> None:
     """The API under gunicorn (threads; long timeout for million-row CSV imports)."""
+    _require_schema(settings)
     _wait_for_redis(settings)
     _exec([os.path.join(VENV_BIN, "gunicorn"), "-c", "python:cpaas.gunicorn_conf", "app:app"])
 
@@ -74,6 +87,7 @@ def worker(settings: config.Settings) -> None:
 
     Jobs run in the worker process (``workers.worker.WarmWorker``), not in a fork.
     """
+    _require_schema(settings)
     _wait_for_redis(settings)
     _exec([os.path.join(VENV_BIN, "rq"), "worker-pool", "-n", os.environ.get("CPAAS_RQ_WORKERS", "3"),
            "-w", "workers.worker.WarmWorker", "-u", settings.effective_redis_url, "calls", "default"])
@@ -85,6 +99,7 @@ def events(settings: config.Settings) -> None:
     from cpaas.calls import sweeper
     from cpaas.cdr import consumer
 
+    _require_schema(settings)
     _wait_for_redis(settings)
     stop = _stopped_by_signal()
     sweeper.start(settings, stop)

@@ -476,3 +476,21 @@ def test_init_refuses_a_newer_or_unknown_database(new_url, tmp_path, monkeypatch
             migrations.upgrade(database)
         assert "schema_version" not in database.get_tables()
     _close(database)
+
+
+@pytest.mark.parametrize("process", ["web", "worker", "events"])
+def test_a_platform_process_refuses_an_old_schema_with_one_sentence(new_url, tmp_path, process):
+    _, make = new_url
+    url = make("old")
+    make_v1(url)
+    env = {**os.environ, "DATABASE_URL": url, "CPAAS_DATA_DIR": str(tmp_path),
+           "REDIS_URL": "redis://127.0.0.1:1/0"}  # never reached: the schema check comes first
+    run = subprocess.run([sys.executable, "-m", "cpaas.procs", process], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "run `python -m cpaas init`" in run.stderr + run.stdout
+    assert "Traceback" not in run.stderr + run.stdout
+    database = open_db(url)  # refused, not upgraded behind the operator's back:
+    with database.connection_context():
+        assert not database.table_exists("schema_version")
+    _close(database)
