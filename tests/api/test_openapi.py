@@ -15,9 +15,9 @@ import jsonschema_rs
 import pytest
 import schemathesis
 from marshmallow import Schema, ValidationError, fields
-from schemathesis.config import SchemathesisConfig
+from schemathesis.config import HealthCheck, SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from cpaas import accounts, config, db, openapi_fields, validation as v
 from cpaas.app import create_app
@@ -26,6 +26,13 @@ from tests.api.helpers import all_routes
 
 #: Generated cases per operation and phase: enough to cross every rule, quick enough to run.
 MAX_EXAMPLES = 20
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per generated request (thousands of them)."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +50,7 @@ def served(tmp_path_factory, redis_url) -> Iterator[str]:
     accounts._cache.clear()
     accounts.seed(settings.data_dir, SECRETS, settings.admin_password)
     database.close()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -105,7 +112,10 @@ def _upload_is_valid(body: dict[str, Any]) -> bool:
 def _run(base_url: str) -> tuple[collections.Counter, dict[tuple, str], list[str], int]:
     cfg = SchemathesisConfig()
     project = cfg.projects.override
-    project.update(headers={"account": "account_1", "auth": SECRETS["account_1"]})
+    # "too slow" is hypothesis timing its own generation (contact_fields' printable-character
+    # class is large), not a finding about the API; on two shared cores it comes and goes.
+    project.update(headers={"account": "account_1", "auth": SECRETS["account_1"]},
+                   suppress_health_check=[HealthCheck.too_slow])
     project.generation.update(max_examples=MAX_EXAMPLES, deterministic=True, database="none")
     project.checks.update(included_check_names=["all"])
     schema = schemathesis.openapi.from_url(f"{base_url}/api/openapi.json", config=cfg)
@@ -126,15 +136,15 @@ def _run(base_url: str) -> tuple[collections.Counter, dict[tuple, str], list[str
                         examples.setdefault(key, f"{check.failure_info.failure.message[:300]!r} "
                                                  f"body={case.body!r:.300} query={case.query!r:.200}")
         elif isinstance(event, (events.NonFatalError, events.FatalError)):
-            errors.append(repr(getattr(event, "value", None) or getattr(event, "exception", None))[:500])
+            error = getattr(event, "value", None) or getattr(event, "exception", None)
+            errors.append(f"{getattr(event, 'label', '')}: {error!r:.500}")
     return failures, examples, errors, len(operations)
 
 
-@pytest.mark.xfail(strict=True, reason="the document omits rules and statuses; 405 has no Allow")
 def test_schemathesis_all_checks_find_nothing(served):
     failures, examples, errors, tested = _run(served)
-    assert not errors, errors
-    assert not failures, "\n".join(f"{n} x {key}: {examples[key]}" for key, n in failures.items())
+    found = [f"{n} x {key}: {examples[key]}" for key, n in failures.items()]
+    assert not errors and not found, "\n".join(errors + found)
     assert tested == len({(r.method, r.path) for r in all_routes()})
 
 
