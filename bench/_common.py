@@ -285,7 +285,8 @@ def gunicorn(env: dict[str, str], workers: int, threads: int, log_path: Path,
         deadline = time.monotonic() + startup_timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited ({proc.returncode}); see {log_path}")
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"gunicorn exited ({proc.returncode}); its log ends:\n{tail}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
                     if resp.status == 200:
