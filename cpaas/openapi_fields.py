@@ -141,7 +141,10 @@ def _int_like(field: v.IntLike) -> dict[str, Any]:
     lo = field.minimum if field.minimum is not None else -top
     hi = field.maximum if field.maximum is not None else top
     if lo < 0:
-        raise NotImplementedError("negative IntLike ranges are not documented yet")
+        # Every IntLike of the API is a count or a code (minimum >= 0); a signed one would
+        # need a pattern for signed digit strings, so building the document refuses it.
+        raise ValueError(f"IntLike field {field.name!r} has no minimum >= 0; the document "
+                         "describes only non-negative whole numbers")
     return {"anyOf": [{"type": "integer", "minimum": lo, "maximum": hi},
                       {"type": "string", "pattern": _trimmed(digit_string(lo, hi))}],
             "description": "a whole number, or the same as a string of digits"}

@@ -101,7 +101,8 @@ def _key_file(path: Path) -> bytes:
             os.link(tmp, path)
             log.info("secret key file created", extra={"path": str(path)})
         except FileExistsError:
-            pass   # that process's key is the platform's
+            # Another process linked its key first: that key is the platform's, read below.
+            log.debug("secret key file made by another process", extra={"path": str(path)})
     finally:
         os.unlink(tmp)
     return _read_key_file(path)
