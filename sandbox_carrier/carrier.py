@@ -344,19 +344,22 @@ def stop(proc: subprocess.Popen, timeout: float = 5.0) -> Optional[int]:
 _INVITE_LINE = re.compile(r"^INVITE user=(\S*) ")
 
 
+def _log_lines(log_path: Union[str, Path]) -> list[str]:
+    """The lines of the INVITE log (``log_path`` is it or its folder); none yet: []."""
+    path = Path(log_path)
+    if path.is_dir():
+        path = path / INVITE_LOG
+    return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+
 def invited_numbers(log_path: Union[str, Path]) -> list[str]:
     """The dialed user part of every INVITE the carrier received, in order.
 
     Reads the ``invites.log`` written when the carrier runs with a ``log_dir``.
     Retransmitted INVITEs are not listed (sipp absorbs them before logging).
     """
-    path = Path(log_path)
-    if path.is_dir():
-        path = path / INVITE_LOG
-    if not path.exists():
-        return []
     numbers = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in _log_lines(log_path):
         match = _INVITE_LINE.match(line)
         if match:
             # The user part is logged as sent, so "+" may arrive as "%2B".
@@ -364,8 +367,28 @@ def invited_numbers(log_path: Union[str, Path]) -> list[str]:
     return numbers
 
 
+#: sipp's [timestamp]: local date, time and epoch seconds, separated by tabs.
+_INVITE_AT = re.compile(r"^INVITE user=(\S*) call_id=\S* at=\S+\t\S+\t(\d+\.\d+) ")
+
+
+def invite_times(log_path: Union[str, Path], number: str) -> list[float]:
+    """When each INVITE for ``number`` reached the carrier (epoch seconds), in order."""
+    times = []
+    for line in _log_lines(log_path):
+        match = _INVITE_AT.match(line)
+        if match and _same_number(unquote(match.group(1)), number):
+            times.append(float(match.group(2)))
+    return times
+
+
 def _digits(number: str) -> str:
     return re.sub(r"\D", "", number)
+
+
+def _same_number(dialed: str, number: str) -> bool:
+    """Equal, or (for numbers with digits) equal on their digits only."""
+    wanted = _digits(number)
+    return dialed == number or bool(wanted and _digits(dialed) == wanted)
 
 
 def count_invites(log_path: Union[str, Path], number: str) -> int:
@@ -375,6 +398,4 @@ def count_invites(log_path: Union[str, Path], number: str) -> int:
     that contain digits are compared on their digits only, so ``+14155550100``
     and ``14155550100`` are the same number; other user parts must be equal.
     """
-    wanted = _digits(number)
-    return sum(1 for dialed in invited_numbers(log_path)
-               if dialed == number or (wanted and _digits(dialed) == wanted))
+    return sum(1 for dialed in invited_numbers(log_path) if _same_number(dialed, number))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandbox_carrier import CarrierProcess, count_invites
+from sandbox_carrier.carrier import invite_times
 from tests.carrier.calling import aborted_calls, needs_tools, place_call, place_calls, rms, sip_uri
 
 pytestmark = needs_tools
@@ -176,3 +178,13 @@ def test_count_invites_counts_calls_per_number(carrier: CarrierProcess, tmp_path
     assert count_invites(carrier.log_dir, "+2004102") == 2
     assert count_invites(carrier.log_dir, "2004102") == 2  # compared on digits
     assert count_invites(carrier.log_dir, "2004103") == 0
+
+
+def test_the_invite_log_says_when_each_invite_arrived(carrier: CarrierProcess,
+                                                     tmp_path: Path) -> None:
+    before = time.time()
+    place_call({"uri": sip_uri("2005486", carrier.port)}, tmp_path)
+    after = time.time()
+    times = invite_times(carrier.log_dir, "+2005486")
+    assert len(times) == 1 and before <= times[0] <= after, (before, times, after)
+    assert invite_times(carrier.log_dir, "2005487") == []
