@@ -70,6 +70,9 @@ class Settings:
     event_retry_limit: float = 600.0   # seconds an event that fails to apply is retried
     sweep_interval: float = 5.0        # seconds between the sweeper's passes
     sweep_grace: float = 15.0          # seconds a request looks abandoned before it is swept
+    # due work (cpaas.scanner): callbacks
+    scan_interval: float = 0.2         # seconds between the scanner's passes
+    callback_max_late: float = 3600.0  # a callback more overdue than this fails, not dialed
 
     @property
     def sqlite_path(self) -> Path:
@@ -145,4 +148,6 @@ def load() -> Settings:
         event_retry_limit=_float("CPAAS_EVENT_RETRY_LIMIT", 600.0),
         sweep_interval=_float("CPAAS_SWEEP_INTERVAL", 5.0),
         sweep_grace=_float("CPAAS_SWEEP_GRACE", 15.0),
+        scan_interval=_float("CPAAS_SCAN_INTERVAL", 0.2),
+        callback_max_late=_float("CPAAS_CALLBACK_MAX_LATE", 3600.0),
     )

@@ -18,19 +18,22 @@ bp = Blueprint("health", __name__)
 def _reliability() -> dict[str, str]:
     """Reported beside the checks, never a reason for 503 (the API still serves): how
     many engine events wait in the dead-letter stream (``python -m cpaas events
-    replay-dead`` replays them), and which process's sweeper holds the lease."""
-    from cpaas.calls.sweeper import LEASE
+    replay-dead`` replays them), and which process's sweeper and due-work scanner hold
+    their leases ("down": none, so nothing is swept or fired)."""
+    from cpaas import scanner
+    from cpaas.calls import sweeper
     from cpaas.cdr import deadletter
     from cpaas.lease import holder
 
     r = platform().redis
     try:
         dead = deadletter.count(r)
-        held = holder(r, LEASE)
+        held = {"sweeper": holder(r, sweeper.LEASE), "scanner": holder(r, scanner.LEASE)}
     except Exception:  # noqa: BLE001 - reported, like the checks above
         log.exception("reliability check failed")
-        return {"dead_events": "unknown", "sweeper": "unknown"}
-    return {"dead_events": str(dead), "sweeper": held[0] if held else "down"}
+        return {"dead_events": "unknown", "sweeper": "unknown", "scanner": "unknown"}
+    return {"dead_events": str(dead),
+            **{name: h[0] if h else "down" for name, h in held.items()}}
 
 
 @bp.route("/", methods=["GET"])

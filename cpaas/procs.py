@@ -85,7 +85,9 @@ def web(settings: config.Settings) -> None:
 def worker(settings: config.Settings) -> None:
     """A pool of RQ workers for call jobs first, then everything else.
 
-    Jobs run in the worker process (``workers.worker.WarmWorker``), not in a fork.
+    Jobs run in the worker process (``workers.worker.WarmWorker``), not in a fork. Each
+    worker process also runs a due-work scanner thread; one of them holds its lease
+    (``cpaas.scanner``).
     """
     _require_schema(settings)
     _wait_for_redis(settings)
@@ -94,17 +96,19 @@ def worker(settings: config.Settings) -> None:
 
 
 def events(settings: config.Settings) -> None:
-    """Engine events → CDR rows, and the sweeper that settles abandoned requests (one
-    sweeper active across every events process: it holds a lease)."""
+    """Engine events → CDR rows, then the notifier's subscribers (callbacks; later the
+    dialer and webhooks), and the sweeper that settles abandoned requests (one sweeper
+    active across every events process: it holds a lease)."""
     from cpaas.calls import sweeper
     from cpaas.cdr import consumer
+    from cpaas.notifier import platform_notifier
 
     _require_schema(settings)
     _wait_for_redis(settings)
     stop = _stopped_by_signal()
     sweeper.start(settings, stop)
     try:
-        consumer.run(settings, stop)
+        consumer.run(settings, stop, on_settled=platform_notifier().on_settled)
     finally:
         stop.set()
 

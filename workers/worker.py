@@ -3,11 +3,13 @@
 RQ's SimpleWorker runs jobs in-process instead of forking one per job (a call job is a
 few milliseconds; a fork would dominate call setup). This subclass also loads the job
 module and connects to the engine before the first job, so the first call placed after
-a start is as fast as the rest.
+a start is as fast as the rest, and runs the due-work scanner in a thread while it
+works (every worker process tries the scanner's lease; one holds it: ``cpaas.scanner``).
 """
 from __future__ import annotations
 
 import signal
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -45,3 +47,34 @@ class WarmWorker(SimpleWorker):
         """RQ's command listener, in a thread that leaves stop signals to the main one."""
         with _stop_signals_held():
             super().subscribe()
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        """RQ's work loop, with this process's due-work scanner running beside it.
+
+        Without RQ's own scheduler (``rq worker-pool`` asks for it): nothing here
+        schedules RQ jobs for later (due work is the scanner's), and its process, forked
+        from this one, keeps this process's Redis socket open after a SIGKILL, so Redis
+        keeps the dead worker's blocking dequeue alive and hands it the next job, lost.
+        """
+        kwargs["with_scheduler"] = False
+        stop = threading.Event()
+        with _stop_signals_held():
+            thread = _start_scanner(stop)
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            stop.set()
+            thread.join(2)   # it gives its lease up, so a successor need not wait it out
+
+
+def _start_scanner(stop: threading.Event) -> threading.Thread:
+    """The scanner thread, with the tasks it runs while it holds the lease."""
+    from cpaas import config, scanner
+    from cpaas.callbacks.scheduler import CallbackTask
+    from cpaas.calls import claim
+    from cpaas.redis_conn import get_redis
+
+    settings = config.load()
+    claim.bind(settings.effective_database_url)   # the database the call jobs use too
+    r = get_redis(settings.effective_redis_url)
+    return scanner.start(r, [CallbackTask(settings, r)], settings.scan_interval, stop)

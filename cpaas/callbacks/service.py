@@ -7,6 +7,7 @@ from marshmallow import ValidationError
 
 from cpaas import ids
 from cpaas.callbacks.schemas import ensure_future
+from cpaas.callbacks.state import CallbackState
 from cpaas.db import database
 from cpaas.envelope import ApiError, NotFound
 from cpaas.models import Callback
@@ -19,7 +20,8 @@ def create(account_id: str, data: dict[str, Any]) -> str:
         id=new_id, account_id=account_id, agent_number=data["agent_number"],
         caller_id=data["caller_id"], destination_number=data["destination_number"],
         recording_option=data["recording_option"], time_zone=data["time_zone"],
-        scheduled_at=to_utc(data["scheduled_at"], data["time_zone"]), status="scheduled",
+        scheduled_at=to_utc(data["scheduled_at"], data["time_zone"]),
+        status=CallbackState.SCHEDULED.value,
         fired_at=None, created_at=utcnow()))
 
 
@@ -31,9 +33,14 @@ def _owned(account_id: str, request_id: str) -> Callback:
 
 
 def _pending(row: Callback) -> None:
-    if row.status != "scheduled":
+    if row.status != CallbackState.SCHEDULED:
         raise ApiError(409, f"callback already {row.status}; it can no longer be changed",
                        {"request_id": [f"callback is {row.status}"]})
+
+
+def _still_pending(row: Callback) -> Any:
+    """The row, only while it has not fired (the scheduler claims it concurrently)."""
+    return (Callback.id == row.id) & (Callback.status == CallbackState.SCHEDULED.value)
 
 
 def update(account_id: str, data: dict[str, Any]) -> None:
@@ -58,8 +65,9 @@ def update(account_id: str, data: dict[str, Any]) -> None:
             except ValidationError as err:
                 raise ApiError(400, "invalid request: check scheduled_at", err.normalized_messages()) from None
             changes["scheduled_at"] = to_utc(local, zone)
-        if changes:
-            Callback.update(**changes).where(Callback.id == row.id).execute()
+        # Conditional, as the scheduler's claim is: one that fired it meanwhile wins.
+        if changes and not Callback.update(**changes).where(_still_pending(row)).execute():
+            _pending(_owned(account_id, row.id))
 
 
 def delete(account_id: str, request_id: str) -> None:
@@ -67,7 +75,8 @@ def delete(account_id: str, request_id: str) -> None:
     with database.atomic():
         row = _owned(account_id, request_id)
         _pending(row)
-        row.delete_instance()
+        if not Callback.delete().where(_still_pending(row)).execute():
+            _pending(_owned(account_id, request_id))
 
 
 def read(account_id: str, request_id: str) -> dict[str, Any]:

@@ -28,7 +28,8 @@ DATABASE_WAIT = 5.0
 
 
 @lru_cache(maxsize=4)
-def _bind(url: str) -> None:
+def bind(url: str) -> None:
+    """Point the models at ``url`` once per process (every thread then shares it)."""
     db.init(url)
 
 
@@ -43,7 +44,7 @@ def _try_claim(request_id: str) -> str:
 
 def for_dialing(database_url: str, request_id: str) -> bool:
     """Claim the request for dialing; False when this job must not dial it."""
-    _bind(database_url)
+    bind(database_url)
     started = time.monotonic()
     delay = 0.05
     while True:

@@ -6,6 +6,7 @@ import time
 from typing import IO, Any, Callable
 
 import redis
+from rq import Queue
 
 from cpaas import ids
 from cpaas.accounts import AuthRecord
@@ -40,24 +41,33 @@ def recording_key(account_name: str, request_id: str, suffix: str = "") -> str:
     return f"{account_prefix(account_name)}recordings/{request_id}{suffix}.wav"
 
 
-def _record_request(account_id: str, request_id: str, kind: str, **fields: Any) -> None:
-    """Store the request, committed when this returns (before its job can be queued)."""
+def record_request(account_id: str, request_id: str, kind: str, **fields: Any) -> None:
+    """Store the request, committed when this returns (before its job can be queued)
+    unless the caller's transaction holds it (a callback's claim)."""
     with database.atomic():
         CallRequest.create(id=request_id, account_id=account_id, kind=kind,
                            status=CallState.QUEUED.value, created_at=utcnow(), campaign_id=None,
                            list_id=None, **fields)
 
 
-def enqueue(platform: Platform, plan: Plan) -> None:
-    """Queue the job that hands ``plan`` to the engine; its job id is the request id.
+def queue_plan(queue: Queue, plan: Plan) -> None:
+    """Put the job that hands ``plan`` to the engine on ``queue`` (its job id is the
+    request id); a Redis error is the caller's to handle.
 
     The job's arguments may hold an OTP, so neither its result nor a failure is kept.
-    Callers commit the request's row first (:func:`_record_request`), so the job always
+    """
+    queue.enqueue(PLACE_CALL_JOB, plan.to_json(), job_id=plan.plan_id, result_ttl=0,
+                  failure_ttl=0, job_timeout=120)
+
+
+def enqueue(platform: Platform, plan: Plan) -> None:
+    """Queue the job that hands ``plan`` to the engine (:func:`queue_plan`).
+
+    Callers commit the request's row first (:func:`record_request`), so the job always
     finds it; a request that could not be queued is closed with its CDR and 503.
     """
     try:
-        platform.calls_queue.enqueue(PLACE_CALL_JOB, plan.to_json(), job_id=plan.plan_id,
-                                     result_ttl=0, failure_ttl=0, job_timeout=120)
+        queue_plan(platform.calls_queue, plan)
     except redis.RedisError:
         log.exception("call could not be queued")
         _not_queued(plan)
@@ -88,11 +98,20 @@ def _store_and_queue(platform: Platform, account_id: str, kind: str,
 
     def insert(request_id: str) -> None:
         built[:] = [build(request_id)]
-        _record_request(account_id, request_id, kind, **fields)
+        record_request(account_id, request_id, kind, **fields)
 
     request_id = ids.insert_new(CallRequest, ids.request_id, insert)
     enqueue(platform, built[0])
     return request_id
+
+
+def click2call_plan(request_id: str, account_id: str, account_name: str, agent: str,
+                    customer: str, caller_id: str, option: str, ring_timeout: int,
+                    kind: str = "c2c") -> Plan:
+    """The plan of a click2call (or a fired callback), recorded under the account."""
+    return plans.click2call(request_id, account_id, agent, customer, caller_id, option,
+                            recording_key(account_name, request_id) if option != "off" else None,
+                            ring_timeout, kind)
 
 
 def click2call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -> str:
@@ -100,10 +119,9 @@ def click2call(platform: Platform, account: AuthRecord, data: dict[str, Any]) ->
     option = data["recording_option"]
 
     def build(request_id: str) -> Plan:
-        return plans.click2call(request_id, account.id, data["agent_number"],
-                                data["destination_number"], data["caller_id"], option,
-                                recording_key(account.name, request_id) if option != "off" else None,
-                                platform.settings.ring_timeout)
+        return click2call_plan(request_id, account.id, account.name, data["agent_number"],
+                               data["destination_number"], data["caller_id"], option,
+                               platform.settings.ring_timeout)
 
     return _store_and_queue(platform, account.id, "c2c", build,
                             agent_number=data["agent_number"],

@@ -72,7 +72,9 @@ def platform(tmp_path_factory, durable_pg, durable_redis, overdue):
     with launcher.platform(tmp_path_factory.mktemp("callbacks"), durable_redis.url,
                            durable_pg.url, hold=HOLD, engine_workers=3, rq_workers=2,
                            extra_env=env) as running:
-        yield Platform(running)
+        started = Platform(running)
+        wait_for(lambda: holder(started.redis, SCANNER_LEASE), 60, "a scanner")
+        yield started
 
 
 @pytest.fixture
@@ -108,7 +110,6 @@ def scanner_pid(platform) -> int:
     return int(held[0].split(":")[1])
 
 
-@pytest.mark.xfail(strict=True, reason="nothing fires callbacks yet")
 def test_a_callback_fires_on_time_in_its_zone(platform, api):
     agent = number("101")
     request_id, due = schedule(api, agent, 4)
@@ -125,7 +126,6 @@ def test_a_callback_fires_on_time_in_its_zone(platform, api):
     assert got["status"] == "fired" and got["fired_at"].endswith(" UTC")
 
 
-@pytest.mark.xfail(strict=True, reason="nothing fires callbacks yet")
 def test_patch_before_it_fires_takes_effect_and_after_it_fired_is_409(platform, api):
     first, second = number("101"), number("101")
     request_id, _ = schedule(api, first, 4)
@@ -143,7 +143,6 @@ def test_patch_before_it_fires_takes_effect_and_after_it_fired_is_409(platform, 
     assert callback(request_id).agent_number == second
 
 
-@pytest.mark.xfail(strict=True, reason="nothing fires callbacks yet")
 def test_delete_before_it_fires_means_it_never_fires(platform, api):
     deleted_agent, kept_agent = number("101"), number("101")
     deleted, _ = schedule(api, deleted_agent, 3)
@@ -157,7 +156,6 @@ def test_delete_before_it_fires_means_it_never_fires(platform, api):
         assert CallRequest.get_or_none(CallRequest.id == deleted) is None
 
 
-@pytest.mark.xfail(strict=True, reason="nothing fires callbacks yet")
 def test_overdue_at_start_up_fires_late_and_past_the_limit_fails_undialed(platform, overdue):
     late, failed = overdue["late"], overdue["failed"]
     cdr = one_cdr(late)
@@ -173,7 +171,6 @@ def test_overdue_at_start_up_fires_late_and_past_the_limit_fails_undialed(platfo
     assert cdrs_of(failed) == []
 
 
-@pytest.mark.xfail(strict=True, reason="no scanner holds a lease yet")
 def test_healthz_names_the_scanner_and_says_down_when_none_runs(platform):
     client = platform.app.test_client()
     pid = scanner_pid(platform)
@@ -190,7 +187,6 @@ def test_healthz_names_the_scanner_and_says_down_when_none_runs(platform):
     wait_for(lambda: body(client.get("/healthz"))["scanner"] != "down", 15, "a scanner again")
 
 
-@pytest.mark.xfail(strict=True, reason="nothing fires callbacks yet")
 def test_scanner_holder_killed_mid_run_another_takes_over_each_fires_once(platform, api):
     a_running_rq_worker(platform.redis)
     victim = scanner_pid(platform)
@@ -210,7 +206,6 @@ def test_scanner_holder_killed_mid_run_another_takes_over_each_fires_once(platfo
     assert scanner_pid(platform) != victim
 
 
-@pytest.mark.xfail(strict=True, reason="nothing fires callbacks yet")
 def test_redis_killed_and_restarted_each_fires_once(platform, api, durable_redis):
     agents = [number("101") for _ in range(10)]
     scheduled = [schedule(api, agent, 3 + i) for i, agent in enumerate(agents)]
