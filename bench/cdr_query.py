@@ -53,7 +53,7 @@ def _dial_status_sql() -> str:
 
 def insert_sql(rows: int, account_ids: list[str]) -> str:
     """INSERT … SELECT of CDRs g = {lo}..{hi} (the id is g); fill in with str.format."""
-    from cpaas.telephony.events import CALL_STATUS
+    from cpaas.telephony.outcomes import CALL_STATUS
 
     accounts = "ARRAY[" + ",".join(f"'{a}'" for a in account_ids) + "]"
     slots = "ARRAY[" + ",".join(str(s + 1) for s in SLOTS) + "]"

@@ -9,7 +9,7 @@ from rq import Queue
 
 from cpaas.config import Settings
 from cpaas.storage import Storage
-from cpaas.telephony.engine import Engine
+from cpaas.telephony.engine_client import EngineClient
 
 #: RQ queue names: calls are placed from their own queue so bulk work never delays them.
 CALLS_QUEUE = "calls"
@@ -22,15 +22,15 @@ class Platform:
     settings: Settings
     redis: redis.Redis
     storage: Storage
-    _engine: Engine | None = field(default=None, repr=False)
+    _engine: EngineClient | None = field(default=None, repr=False)
 
     @property
-    def engine(self) -> Engine:
-        """The configured engine, built on first use."""
+    def engine(self) -> EngineClient:
+        """The configured engine's client, built on first use."""
         if self._engine is None:
-            from cpaas.telephony.engines import get_engine
+            from cpaas.telephony.engine_client import engine_client
 
-            self._engine = get_engine(self.settings, self.redis)
+            self._engine = engine_client(self.settings, self.redis)
         return self._engine
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from cpaas.telephony.engine import LegAction
+from cpaas.telephony.engine_client import LegAction
 from cpaas.telephony.plans import EXTENSION_RE, NUMBER_RE, SAFE_TOKEN_RE
 from pjsua_engine.model import ActionError, Leg, Task, Wait
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from cpaas.telephony.events import PlanEnded
 from cpaas.telephony.plans import Plan
 from pjsua_engine import keys
 from pjsua_engine.report import Reporter
@@ -118,8 +119,8 @@ class Inbox(threading.Thread):
         except ValueError as exc:
             # Close its CDR instead of dialing anything it carries.
             log.error("refusing an invalid plan", extra={"plan_id": plan.plan_id, "error": str(exc)})
-            self.reporter.emit(plan, "plan.ended", data={
-                "legs": {}, "dtmf": "", "recordings": [], "cause": "invalid_plan"})
+            self.reporter.publish(PlanEnded(plan_id=plan.plan_id, account_id=plan.account_id,
+                                            cause="invalid_plan"))
             return
         self.slots.reserve(n)
         # Snapshot first, so a crash from here on is still reaped by the pool.

@@ -1,14 +1,16 @@
-"""The plain objects a plan runner works with: legs, waits, and what a finished plan leaves."""
+"""The plain objects a plan runner works with: legs and waits.
+
+(What a finished plan leaves is engine-neutral: :class:`cpaas.telephony.ending.EndedPlan`.)
+"""
 from __future__ import annotations
 
 import secrets
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cpaas.telephony.events import LegOutcome
-from cpaas.telephony.plans import Plan
 
 
 class ActionError(Exception):
@@ -33,26 +35,6 @@ class Running:
 
     gen: Task
     wait: Wait
-
-
-@dataclass
-class RecordingFiles:
-    """One recording: a storage key and its per-side WAV files (left first)."""
-
-    key: str
-    paths: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Finished:
-    """A plan whose calls are all gone, handed to the finisher for the slow parts."""
-
-    plan: Plan
-    legs: dict[str, LegOutcome]
-    dtmf: str
-    recordings: list[RecordingFiles]
-    cause: str
-    tmpdir: str | None
 
 
 class Leg:

@@ -7,17 +7,18 @@ its own legs. The pool calls :func:`reap` for it: every plan the worker held get
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from collections import defaultdict
-from dataclasses import asdict
 from pathlib import Path
 
 import redis
 
 from cpaas.telephony import ephemeral, live
-from cpaas.telephony.events import EVENT_STREAM, EngineEvent, LegOutcome, dial_status_for
+from cpaas.telephony.events import LegHangup, LegOutcome, PlanEnded, publish
+from cpaas.telephony.outcomes import LegEnd, dial_status
 from pjsua_engine import keys
 
 log = logging.getLogger(__name__)
@@ -25,22 +26,16 @@ log = logging.getLogger(__name__)
 CAUSE = "engine_worker_died"
 
 
-def _emit(r: redis.Redis, type_: str, plan_id: str, account_id: str, *,
-          leg: str | None = None, channel: str | None = None, data: dict | None = None) -> None:
-    event = EngineEvent(type=type_, plan_id=plan_id, account_id=account_id, leg=leg,
-                        channel=channel, data=data or {})
-    r.xadd(EVENT_STREAM, event.to_fields())
-
-
-def _close_leg(outcome: dict, now: float, answered: bool = False) -> dict:
+def _close_leg(outcome: LegOutcome, now: float, answered: bool = False) -> LegOutcome:
     """Fill in the end of a leg that was still up when its worker died."""
-    outcome = dict(outcome)
-    outcome["ended_at"] = now
-    if answered or outcome.get("answered_at"):
-        outcome["dial_status"] = "ANSWER"
-    else:
-        outcome["dial_status"] = dial_status_for(outcome.get("sip_code"))
-    return outcome
+    answered = answered or bool(outcome.answered_at)
+    return dataclasses.replace(outcome, ended_at=now, dial_status=dial_status(
+        LegEnd(answered=answered, sip_code=outcome.sip_code)))
+
+
+def _hung_up(r: redis.Redis, plan_id: str, account_id: str, outcome: LegOutcome) -> None:
+    publish(r, LegHangup(plan_id=plan_id, account_id=account_id, outcome=outcome))
+    live.remove(r, outcome.channel, account_id)
 
 
 def reap(r: redis.Redis, worker_id: str, cause: str = CAUSE, *, media_dir: Path) -> int:
@@ -49,42 +44,39 @@ def reap(r: redis.Redis, worker_id: str, cause: str = CAUSE, *, media_dir: Path)
     now = time.time()
     closed_channels: set[str] = set()
     plans = 0
-    for plan_id, raw in r.hgetall(keys.worker_plans(worker_id)).items():
+    for raw in r.hgetall(keys.worker_plans(worker_id)).values():
         state = json.loads(raw)
         plan = state["plan"]
-        account_id = plan["account_id"]
-        legs: dict[str, dict] = {}
-        for role, outcome in state.get("legs", {}).items():
-            if outcome.get("ended_at") is None:
+        plan_id, account_id = plan["plan_id"], plan["account_id"]
+        legs: dict[str, LegOutcome] = {}
+        for role, data in state.get("legs", {}).items():
+            outcome = LegOutcome.from_dict(role, data)
+            if outcome.ended_at is None:
                 outcome = _close_leg(outcome, now)
-                _emit(r, "leg.hangup", plan["plan_id"], account_id, leg=role,
-                      channel=outcome["channel"], data=outcome)
-            live.remove(r, outcome["channel"], account_id)
-            closed_channels.add(outcome["channel"])
+                _hung_up(r, plan_id, account_id, outcome)
+            else:
+                live.remove(r, outcome.channel, account_id)
+            closed_channels.add(outcome.channel)
             legs[role] = outcome
-        _emit(r, "plan.ended", plan["plan_id"], account_id, data={
-            "legs": legs, "dtmf": state.get("dtmf", ""), "recordings": [], "cause": cause})
-        ephemeral.release(r, plan["plan_id"], plan.get("ephemeral_files", []), media_dir)
+        publish(r, PlanEnded(plan_id=plan_id, account_id=account_id, legs=legs,
+                             dtmf=state.get("dtmf", ""), cause=cause))
+        ephemeral.release(r, plan_id, plan.get("ephemeral_files", []), media_dir)
         plans += 1
-        log.warning("reaped plan",
-                    extra={"plan_id": plan["plan_id"], "worker": worker_id, "cause": cause})
+        log.warning("reaped plan", extra={"plan_id": plan_id, "worker": worker_id, "cause": cause})
     r.delete(keys.worker_plans(worker_id), keys.worker_cmd(worker_id))
 
     # Legs registered without a snapshot (a crash between the two writes).
-    orphans: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
+    orphans: dict[tuple[str, str], dict[str, LegOutcome]] = defaultdict(dict)
     for leg in live.for_owner(r, worker_id):
         if leg.channel in closed_channels:
             continue
         # The registry does not keep the answer time; the state says whether it was.
-        outcome = _close_leg(asdict(LegOutcome(
-            role=leg.role, number=leg.number, channel=leg.channel,
-            started_at=leg.started_at)), now, answered=leg.state != "ringing")
-        _emit(r, "leg.hangup", leg.request_id, leg.account_id, leg=leg.role,
-              channel=leg.channel, data=outcome)
-        live.remove(r, leg.channel, leg.account_id)
+        outcome = _close_leg(LegOutcome(role=leg.role, number=leg.number, channel=leg.channel,
+                                        started_at=leg.started_at),
+                             now, answered=leg.state != "ringing")
+        _hung_up(r, leg.request_id, leg.account_id, outcome)
         orphans[(leg.request_id, leg.account_id)][leg.role] = outcome
     for (plan_id, account_id), legs in orphans.items():
-        _emit(r, "plan.ended", plan_id, account_id,
-              data={"legs": legs, "dtmf": "", "recordings": [], "cause": cause})
+        publish(r, PlanEnded(plan_id=plan_id, account_id=account_id, legs=legs, cause=cause))
         plans += 1
     return plans

@@ -15,16 +15,18 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import pjsua2 as pj
 
-from cpaas.telephony.events import dial_status_for
+from cpaas.telephony.ending import EndedPlan
+from cpaas.telephony.events import LegAnswered, LegDtmf, LegHangup, LegRinging
+from cpaas.telephony.outcomes import LegEnd, dial_status
 from cpaas.telephony.plans import Bridge, Dial, Gather, Hangup, Play, Plan, Record, media_path
+from cpaas.telephony.recordings import RecordingFiles
 from pjsua_engine.actions import LegActions
 from pjsua_engine.links import RECORDER, AudioLinks
-from pjsua_engine.model import Finished, Leg, RecordingFiles, Running, Task, Wait
+from pjsua_engine.model import Leg, Running, Task, Wait
 from pjsua_engine.sip import Player
 
 if TYPE_CHECKING:
@@ -128,9 +130,9 @@ class PlanRunner(LegActions):
         for leg in self.all_legs:
             leg.call = None
             leg.peer = None
-        # Dropping the recorders closes their WAV files (see files.wav_complete).
+        # Dropping the recorders closes their WAV files (see recordings.wav_complete).
         self.audio.close()
-        self.ctx.finish(Finished(
+        self.ctx.finish(EndedPlan(
             plan=self.plan, legs={role: leg.outcome for role, leg in self.legs.items()},
             dtmf="".join(self.dtmf), recordings=list(self.recordings), cause=self.cause,
             tmpdir=self._tmpdir))
@@ -152,12 +154,12 @@ class PlanRunner(LegActions):
         leg.heard = heard
         if state == pj.PJSIP_INV_STATE_EARLY and not leg.ringing:
             leg.ringing = True
-            self._emit("leg.ringing", leg, {"sip_code": sip_code})
+            self.ctx.reporter.publish(LegRinging(**self._ids(leg), sip_code=sip_code))
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and not leg.answered:
             leg.answered = True
             leg.outcome.answered_at = time.time()
             leg.outcome.sip_code = sip_code
-            self._emit("leg.answered", leg, {"sip_code": sip_code})
+            self.ctx.reporter.publish(LegAnswered(**self._ids(leg), sip_code=sip_code))
             self.ctx.reporter.leg_state(leg.channel, "answered")
             self._snapshot()
             if leg.hangup_requested:
@@ -169,7 +171,7 @@ class PlanRunner(LegActions):
     def _on_dtmf(self, leg: Leg, digit: str, method: str) -> None:
         leg.digits.append(digit)
         self.dtmf.append(digit)
-        self._emit("leg.dtmf", leg, {"digit": digit, "method": method})
+        self.ctx.reporter.publish(LegDtmf(**self._ids(leg), digit=digit, method=method))
         self._snapshot()
 
     def _leg_ended(self, leg: Leg, sip_code: int | None) -> None:
@@ -178,19 +180,14 @@ class PlanRunner(LegActions):
         outcome.ended_at = time.time()
         if not leg.answered:
             outcome.sip_code = sip_code or None
-        we_cancelled = leg.cancelled and not leg.ring_timed_out
-        if not leg.answered and not leg.heard and not we_cancelled:
-            # Nothing ever answered the INVITE (pjsip's own 408/503, or our ring
-            # timeout on silence): the destination is unreachable, not unanswered.
-            outcome.dial_status = "CHANUNAVAIL"
-        else:
-            outcome.dial_status = dial_status_for(
-                sip_code or None, answered=leg.answered, cancelled=we_cancelled,
-                ring_timeout=leg.ring_timed_out)
+        outcome.dial_status = dial_status(LegEnd(
+            answered=leg.answered, cancelled=leg.cancelled, ring_timeout=leg.ring_timed_out,
+            heard=leg.heard, sip_code=sip_code or None))
         leg.call = None
         # Recorder links stay: a transfer may move them to the leg that takes over.
         self.audio.forget(leg.key, keep=lambda link: link[1].startswith(RECORDER))
-        self._emit("leg.hangup", leg, asdict(outcome))
+        self.ctx.reporter.publish(LegHangup(plan_id=self.plan.plan_id,
+                                            account_id=self.plan.account_id, outcome=outcome))
         self.ctx.reporter.leg_ended(self.plan, leg.channel)
         self._snapshot()
         peer, leg.peer = leg.peer, None
@@ -390,8 +387,10 @@ class PlanRunner(LegActions):
         self.recordings.append(rec)
         log.info("recording", extra={"plan_id": self.plan.plan_id, "sides": len(rec.paths)})
 
-    def _emit(self, type_: str, leg: Leg, data: dict[str, Any]) -> None:
-        self.ctx.reporter.emit(self.plan, type_, leg=leg.role, channel=leg.channel, data=data)
+    def _ids(self, leg: Leg) -> dict[str, str]:
+        """What every event about ``leg`` names: its plan, account, role and channel."""
+        return {"plan_id": self.plan.plan_id, "account_id": self.plan.account_id,
+                "leg": leg.role, "channel": leg.channel}
 
     def _snapshot(self) -> None:
         self.ctx.reporter.snapshot(self.plan, {r: leg.outcome for r, leg in self.legs.items()},

@@ -3,8 +3,9 @@
 The main thread owns pjlib: it polls SIP events, applies callback notices to the plan
 runners, executes commands and advances the plans. Two helper threads never touch a
 pjsua object: the inbox pops plans/commands from Redis, the finisher merges and uploads
-recordings and announces ``plan.ended``. Both are registered with pjlib anyway, so a
-garbage collection that happens to run on them cannot abort the process.
+recordings and announces ``plan.ended`` (:mod:`cpaas.telephony.ending`). Both are
+registered with pjlib anyway, so a garbage collection that happens to run on them
+cannot abort the process.
 
 Run by the pool as ``python -m pjsua_engine.worker --id ID --port PORT --rtp-port PORT``.
 """
@@ -27,12 +28,13 @@ import redis
 
 from cpaas import logs
 from cpaas.config import Settings, load
-from cpaas.telephony.engine import LegAction
+from cpaas.telephony.ending import EndedPlan
+from cpaas.telephony.engine_client import LegAction
 from cpaas.telephony.plans import SAFE_TOKEN_RE, Plan
 from pjsua_engine import keys
 from pjsua_engine.finisher import Finisher
 from pjsua_engine.inbox import Inbox, Slots
-from pjsua_engine.model import ActionError, Finished, Leg
+from pjsua_engine.model import ActionError, Leg
 from pjsua_engine.report import Reporter
 from pjsua_engine.runner import PlanRunner
 from pjsua_engine.sip import Notice, SipStack
@@ -60,9 +62,9 @@ class WorkerContext:
     reporter: Reporter
     finisher: Finisher
 
-    def finish(self, finished: Finished) -> None:
+    def finish(self, ended: EndedPlan) -> None:
         """Hand a plan whose calls are gone to the finisher thread."""
-        self.finisher.submit(finished)
+        self.finisher.submit(ended)
 
 
 class Worker:

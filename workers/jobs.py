@@ -17,20 +17,18 @@ import redis
 from cpaas import config, logs
 from cpaas.calls import claim
 from cpaas.redis_conn import get_redis
-from cpaas.telephony import ephemeral, espeak, sealed, tts
-from cpaas.telephony.engine import Engine
-from cpaas.telephony.engines import get_engine
-from cpaas.telephony.events import EVENT_STREAM, EngineEvent
+from cpaas.telephony import ephemeral, espeak, events, sealed, tts
+from cpaas.telephony.engine_client import EngineClient, engine_client
 from cpaas.telephony.plans import Play, Plan, Say, media_path
 
 log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
-def _context() -> tuple[config.Settings, Engine]:
+def _context() -> tuple[config.Settings, EngineClient]:
     logs.setup()
     settings = config.load()
-    return settings, get_engine(settings, get_redis(settings.effective_redis_url))
+    return settings, engine_client(settings, get_redis(settings.effective_redis_url))
 
 
 def warm_up() -> None:
@@ -125,9 +123,8 @@ def place_call(plan_json: str) -> None:
         log.info("plan handed to engine", extra={"kind": plan.kind, "engine": engine.name})
     except Exception as err:  # noqa: BLE001 - reported as a failed call, never re-raised
         log.error("call could not be placed: %s", type(err).__name__)
-        event = EngineEvent("plan.ended", plan.plan_id, plan.account_id,
-                            data={"legs": {}, "dtmf": "", "recordings": [],
-                                  "cause": f"not placed: {type(err).__name__}"})
-        get_redis(config.load().effective_redis_url).xadd(EVENT_STREAM, event.to_fields())
+        events.publish(get_redis(config.load().effective_redis_url), events.PlanEnded(
+            plan_id=plan.plan_id, account_id=plan.account_id,
+            cause=f"not placed: {type(err).__name__}"))
         return
     render_pending(ready, pending, settings.tts, get_redis(settings.effective_redis_url))

@@ -10,7 +10,7 @@ from rq import Queue
 
 from cpaas import ids
 from cpaas.accounts import AuthRecord
-from cpaas.calls import plans
+from cpaas.calls import plan_builders
 from cpaas.calls.state import CallState
 from cpaas.db import database
 from cpaas.envelope import ApiError, NotFound
@@ -18,8 +18,8 @@ from cpaas.models import AnnounceTemplate, CallRequest, Cdr
 from cpaas.platform import Platform
 from cpaas.storage import NotFound as ObjectMissing, account_prefix
 from cpaas.telephony import live, sealed
-from cpaas.telephony.engine import EngineError, LegAction, LegNotFound
-from cpaas.telephony.events import EngineEvent
+from cpaas.telephony.engine_client import EngineError, LegAction, LegNotFound
+from cpaas.telephony.events import PlanEnded
 from cpaas.telephony.plans import Plan
 from cpaas.telephony.tts import Prosody
 from cpaas.validation import EXTENSION_RE, utcnow
@@ -79,10 +79,9 @@ def _not_queued(plan: Plan) -> None:
     job that reached Redis after all finds it settled and does not dial."""
     from cpaas.cdr import consumer
 
-    event = EngineEvent("plan.ended", plan.plan_id, plan.account_id,
-                        data={"legs": {}, "dtmf": "", "recordings": [], "cause": "not queued"})
     try:
-        consumer.handle(event)
+        consumer.handle(PlanEnded(plan_id=plan.plan_id, account_id=plan.account_id,
+                                  cause="not queued"))
     except Exception:  # noqa: BLE001 - the sweeper closes it instead
         log.exception("unqueued request left for the sweeper", extra={"request_id": plan.plan_id})
 
@@ -109,9 +108,9 @@ def click2call_plan(request_id: str, account_id: str, account_name: str, agent: 
                     customer: str, caller_id: str, option: str, ring_timeout: int,
                     kind: str = "c2c") -> Plan:
     """The plan of a click2call (or a fired callback), recorded under the account."""
-    return plans.click2call(request_id, account_id, agent, customer, caller_id, option,
-                            recording_key(account_name, request_id) if option != "off" else None,
-                            ring_timeout, kind)
+    return plan_builders.click2call(
+        request_id, account_id, agent, customer, caller_id, option,
+        recording_key(account_name, request_id) if option != "off" else None, ring_timeout, kind)
 
 
 def click2call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -> str:
@@ -144,9 +143,9 @@ def outbound_call(platform: Platform, account: AuthRecord, data: dict[str, Any])
     box = sealed.box(platform.settings)
 
     def build(request_id: str) -> Plan:
-        return plans.otp(request_id, account.id, data["customer_number"], data["caller_id"],
-                         template.template_text, data["otp"], prosody, data["repeat"],
-                         platform.settings.ring_timeout, box)
+        return plan_builders.otp(request_id, account.id, data["customer_number"],
+                                 data["caller_id"], template.template_text, data["otp"], prosody,
+                                 data["repeat"], platform.settings.ring_timeout, box)
 
     return _store_and_queue(platform, account.id, "otp", build, agent_number="",
                             customer_number=data["customer_number"], caller_id=data["caller_id"],

@@ -1,9 +1,9 @@
 """The sweeper: settles call requests that nothing will ever finish.
 
 A request waits on something that lives in Redis: its RQ job (``queued``), the engine
-(``dialing``: its plan queued for an engine worker or held by one; ``live``: its legs
-in the live registry), or an event still to be applied. A lost job, a dead RQ worker,
-a flushed Redis can leave a request with none of these: the sweeper finds it and puts
+(``dialing``: its plan held by the engine, as its client's ``held_plans`` says; ``live``:
+its legs in the live registry), or an event still to be applied. A lost job, a dead RQ
+worker, a flushed Redis can leave a request with none of these: the sweeper finds it and puts
 a ``plan.ended`` event on the event stream with cause ``swept: <why>``, so the events
 consumer writes its one CDR (``CHANUNAVAIL``) as it writes every other. A swept request
 is ``done``, so a job that turns up later never dials it (:mod:`cpaas.calls.claim`).
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,8 +38,8 @@ from cpaas.db import database
 from cpaas.lease import Lease
 from cpaas.models import CallRequest
 from cpaas.platform import CALLS_QUEUE
-from cpaas.telephony import live
-from cpaas.telephony.events import EVENT_STREAM, EngineEvent
+from cpaas.telephony import events, live
+from cpaas.telephony.engine_client import EngineClient, EngineError, engine_client
 from cpaas.validation import utcnow
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,6 @@ log = logging.getLogger(__name__)
 LEASE = "sweeper"
 #: How many open requests one pass looks at (oldest first).
 BATCH = 2000
-_PLAN_ID = re.compile(rb'"plan_id":\s*"([0-9a-zA-Z]+)"')
 
 
 @dataclass
@@ -63,28 +61,15 @@ class Evidence:
     lag: int | None = None    # events not read yet (None: Redis cannot tell)
 
 
-def _embedded_plans(r: redis.Redis) -> set[str]:
-    """Plans the embedded engine pool holds: waiting for a worker, or run by one."""
-    from pjsua_engine import keys
-
-    found: set[str] = set()
-    for n in range(1, keys.MAX_CALLS_PER_WORKER + 1):
-        for raw in r.lrange(keys.plan_queue(n), 0, -1):
-            found.update(m.decode() for m in _PLAN_ID.findall(raw))
-    for key in r.scan_iter(match=keys.WORKER_PLANS.format(worker="*"), count=500):
-        found.update(k.decode() for k in r.hkeys(key))
-    return found
-
-
-def gather(r: redis.Redis) -> Evidence:
-    """Read everything a pass needs from Redis."""
+def gather(r: redis.Redis, engine: EngineClient | None) -> Evidence:
+    """Read everything a pass needs from Redis and the engine (None: no engine can run)."""
     ev = Evidence()
     ev.queued_jobs = set(Queue(CALLS_QUEUE, connection=r).get_job_ids())
-    ev.engine_plans = _embedded_plans(r)
+    ev.engine_plans = engine.held_plans() if engine is not None else set()
     ev.live_requests = {json.loads(raw)["request_id"] for raw in r.hvals(live.LEGS_KEY)}
     ev.pending_events = {json.loads(raw)["plan_id"] for raw in r.hvals(deadletter.RETRYING_KEY)}
     ev.pending_events |= deadletter.plan_ids(r)
-    for group in r.xinfo_groups(EVENT_STREAM) if r.exists(EVENT_STREAM) else []:
+    for group in r.xinfo_groups(events.EVENT_STREAM) if r.exists(events.EVENT_STREAM) else []:
         if group["name"] == GROUP.encode():
             ev.delivered_ms = int(group["last-delivered-id"].split(b"-")[0])
             ev.lag = group.get("lag")
@@ -110,6 +95,7 @@ class Sweeper:
         self.interval = settings.sweep_interval
         self.grace = settings.sweep_grace
         self.lease = Lease(r, LEASE, ttl=max(3 * self.interval, 10.0))
+        self.engine = _engine(settings, r)
         #: request id → wall time it was first seen abandoned (on consecutive passes).
         self.suspects: dict[str, float] = {}
 
@@ -140,7 +126,7 @@ class Sweeper:
                     .where(CallRequest.status.in_([s.value for s in OPEN])
                            & (CallRequest.created_at < utcnow() - timedelta(seconds=self.grace)))
                     .order_by(CallRequest.created_at).limit(BATCH))
-        ev = gather(self.r)
+        ev = gather(self.r, self.engine)
         seen: dict[str, float] = {}
         swept = 0
         for request in rows:
@@ -159,13 +145,22 @@ class Sweeper:
         return swept
 
     def _settle(self, request: CallRequest, why: str) -> None:
-        event = EngineEvent("plan.ended", request.id, request.account_id,
-                            data={"legs": {}, "dtmf": "", "recordings": [],
-                                  "cause": f"swept: {why}"})
-        self.r.xadd(EVENT_STREAM, event.to_fields())
+        ended = events.PlanEnded(plan_id=request.id, account_id=request.account_id,
+                                 cause=f"swept: {why}")
+        events.publish(self.r, ended)
         log.warning("request swept", extra={"request_id": request.id,
                                             "account_id": request.account_id,
                                             "status": request.status, "why": why})
+
+
+def _engine(settings: config.Settings, r: redis.Redis) -> EngineClient | None:
+    """The engine's client, to ask which plans it holds; None when none is configured
+    (then no plan can be held either)."""
+    try:
+        return engine_client(settings, r)
+    except EngineError as err:
+        log.warning("sweeper without an engine: %s", err)
+        return None
 
 
 def start(settings: config.Settings, stop: threading.Event) -> threading.Thread:

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
 
 import peewee
 import redis
@@ -30,7 +29,7 @@ from cpaas.calls.state import CallState, advance
 from cpaas.cdr import deadletter, writer
 from cpaas.cdr.settle import Settled, settle
 from cpaas.models import CallRequest
-from cpaas.telephony.events import EVENT_STREAM, EngineEvent
+from cpaas.telephony.events import EVENT_STREAM, Event, LegAnswered, PlanEnded, decode
 
 log = logging.getLogger(__name__)
 
@@ -56,31 +55,31 @@ def _utc(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None) if ts else None
 
 
-def compose(request: CallRequest, event: EngineEvent) -> writer.CdrRecord:
+def compose(request: CallRequest, event: PlanEnded) -> writer.CdrRecord:
     """The CDR of a finished plan.
 
     click2call: the agent leg's outcome when the agent did not answer, else the
     customer leg's; times span the whole call; billing starts when the customer answers.
     """
-    legs: dict[str, dict[str, Any]] = event.data.get("legs", {})
+    legs = event.legs
     if request.kind in ("c2c", "callback"):
         agent, customer = legs.get("agent"), legs.get("customer")
         if agent is None:
             status, billed = "CHANUNAVAIL", None
-        elif agent["dial_status"] != "ANSWER":
-            status, billed = agent["dial_status"], None
+        elif agent.dial_status != "ANSWER":
+            status, billed = agent.dial_status, None
         elif customer is None:
             status, billed = "CANCEL", None
         else:
-            status, billed = customer["dial_status"], customer
+            status, billed = customer.dial_status, customer
     else:
         leg = legs.get("customer") or legs.get("contact")
-        status, billed = (leg["dial_status"], leg) if leg else ("CHANUNAVAIL", None)
-    starts = [leg["started_at"] for leg in legs.values() if leg.get("started_at")]
-    ends = [leg["ended_at"] for leg in legs.values() if leg.get("ended_at")]
+        status, billed = (leg.dial_status, leg) if leg else ("CHANUNAVAIL", None)
+    starts = [leg.started_at for leg in legs.values() if leg.started_at]
+    ends = [leg.ended_at for leg in legs.values() if leg.ended_at]
     start = min(starts) if starts else event.at
     end = max(ends) if ends else event.at
-    answered = billed.get("answered_at") if billed and status == "ANSWER" else None
+    answered = billed.answered_at if billed and status == "ANSWER" else None
     return writer.CdrRecord(
         account_id=request.account_id, request_id=request.id,
         uniqueid=f"{int(start)}.{request.id}", dial_status=status, call_date=_utc(end),
@@ -91,22 +90,22 @@ def compose(request: CallRequest, event: EngineEvent) -> writer.CdrRecord:
         answer_at=_utc(answered), end_at=_utc(end),
         billsec=round(end - answered, 3) if answered else 0.0,
         call_duration=round(end - start, 3),
-        dtmf_inputs=str(event.data.get("dtmf", ""))[:64],
-        recording_name=",".join(event.data.get("recordings", []))[:300],
-        hangup_cause=str(event.data.get("cause", ""))[:64])
+        dtmf_inputs=event.dtmf[:64],
+        recording_name=",".join(event.recordings)[:300],
+        hangup_cause=event.cause[:64])
 
 
-def handle(event: EngineEvent) -> Settled | None:
+def handle(event: Event) -> Settled | None:
     """Apply one engine event to the database; the settled request, if it ended one.
 
     The CDR is committed before this returns; whatever must follow a call's end (the
     campaign dialer, status webhooks) belongs after it, in the caller's ``on_settled``.
     """
-    if event.type == "leg.answered":
+    if isinstance(event, LegAnswered):
         if not advance(event.plan_id, CallState.LIVE) and not _visible(event):
             raise RequestNotVisible(event.plan_id)
         return None
-    if event.type != "plan.ended":
+    if not isinstance(event, PlanEnded):
         return None
     request = CallRequest.get_or_none((CallRequest.id == event.plan_id)
                                       & (CallRequest.account_id == event.account_id))
@@ -119,11 +118,11 @@ def handle(event: EngineEvent) -> Settled | None:
     if settled:
         log.info("cdr written", extra={"request_id": request.id, "account_id": request.account_id,
                                        "dial_status": record.dial_status,
-                                       "cause": event.data.get("cause", "")})
+                                       "cause": event.cause})
     return settled
 
 
-def _visible(event: EngineEvent) -> bool:
+def _visible(event: Event) -> bool:
     return CallRequest.select().where((CallRequest.id == event.plan_id)
                                       & (CallRequest.account_id == event.account_id)).exists()
 
@@ -156,10 +155,13 @@ class Consumer:
     def apply(self, entry_id: bytes, fields: dict) -> None:
         """Apply one entry; acknowledge it, schedule a retry, or bury it."""
         try:
-            event = EngineEvent.from_fields(fields)
+            event = decode(fields)
         except Exception as err:  # noqa: BLE001 - unreadable: no retry can fix it
             log.error("unreadable event buried", extra={"entry": entry_id.decode()})
             deadletter.bury(self.r, GROUP, entry_id, fields, f"unreadable: {type(err).__name__}", 1)
+            return
+        if event is None:   # a type this release has nothing to apply to
+            self._ack(entry_id)
             return
         try:
             with db.database.connection_context():
@@ -173,11 +175,7 @@ class Consumer:
             deadletter.bury(self.r, GROUP, entry_id, fields, f"failed: {type(err).__name__}: {err}",
                             1, event.plan_id)
             return
-        pipe = self.r.pipeline(transaction=False)
-        pipe.xack(EVENT_STREAM, GROUP, entry_id)
-        pipe.hdel(deadletter.RETRYING_KEY, entry_id)
-        pipe.execute()
-        self.due.pop(entry_id, None)
+        self._ack(entry_id)
         if settled is None:
             return
         try:
@@ -185,7 +183,15 @@ class Consumer:
         except Exception:  # noqa: BLE001 - the CDR is committed; a hook's failure is its own
             log.exception("post-commit hook failed", extra={"request_id": settled.request.id})
 
-    def _failed(self, entry_id: bytes, fields: dict, event: EngineEvent, err: Exception) -> None:
+    def _ack(self, entry_id: bytes) -> None:
+        """The entry is applied (or has nothing to apply): done with it."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xack(EVENT_STREAM, GROUP, entry_id)
+        pipe.hdel(deadletter.RETRYING_KEY, entry_id)
+        pipe.execute()
+        self.due.pop(entry_id, None)
+
+    def _failed(self, entry_id: bytes, fields: dict, event: Event, err: Exception) -> None:
         """Leave the entry pending for a later try, or bury it once the window has passed."""
         now = time.time()
         raw = self.r.hget(deadletter.RETRYING_KEY, entry_id)

@@ -19,7 +19,7 @@ import peewee
 
 from cpaas.db import database
 from cpaas.models import Cdr, CdrStats
-from cpaas.telephony.events import call_status_for
+from cpaas.telephony.outcomes import call_status_for
 from cpaas.validation import http_date
 
 #: dial_status → counter column of cdr_stats.

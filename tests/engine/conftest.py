@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import pytest
 import redis
 
-from pjsua_engine.engine import EmbeddedEngine
+from pjsua_engine.client import EmbeddedClient as EmbeddedEngine
 from tests.engine.rig import (EventLog, PoolInfo, Sipp, free_udp_ports, start_pool,
                               stop_pool)
 

@@ -15,10 +15,10 @@ import pytest
 import redis
 
 from cpaas.telephony import live
-from cpaas.telephony.engine import EngineError, LegAction, LegNotFound
+from cpaas.telephony.engine_client import EngineError, LegAction, LegNotFound
 from cpaas.telephony.plans import Bridge, Dial, Gather, Hangup, Play, Plan, Record
 from pjsua_engine import keys
-from pjsua_engine.engine import EmbeddedEngine
+from pjsua_engine.client import EmbeddedClient as EmbeddedEngine
 from tests.engine.rig import (EventLog, PoolInfo, Sipp, free_udp_ports, start_pool, stop_pool,
                               wait_until)
 

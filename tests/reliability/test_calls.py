@@ -17,7 +17,7 @@ import redis as redis_lib
 from rq import Queue
 
 from cpaas import db
-from cpaas.calls import plans
+from cpaas.calls import plan_builders as plans
 from cpaas.calls.service import PLACE_CALL_JOB
 from cpaas.models import CallRequest, Cdr
 from cpaas.platform import CALLS_QUEUE

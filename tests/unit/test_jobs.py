@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from cpaas import config
-from cpaas.calls import plans as call_plans
+from cpaas.calls import plan_builders as call_plans
 from cpaas.telephony import audio, sealed
 from cpaas.telephony.plans import Play, Plan, Say
 from cpaas.telephony.tts import Prosody

@@ -1,7 +1,13 @@
-"""``EmbeddedEngine``: the Engine interface over the PJSUA2 worker pool, through Redis."""
+"""``EmbeddedClient``: the engine interface over the PJSUA2 worker pool, through Redis.
+
+Web and RQ processes use it to queue plans for the pool's workers and to send actions
+to the worker holding a leg; the calls themselves run in the pool
+(``python -m pjsua_engine``).
+"""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import asdict
@@ -10,11 +16,13 @@ import redis
 
 from cpaas.config import Settings, load
 from cpaas.telephony import live
-from cpaas.telephony.engine import Engine, EngineError, LegAction, LegNotFound
+from cpaas.telephony.engine_client import EngineClient, EngineError, LegAction, LegNotFound
 from cpaas.telephony.plans import EXTENSION_RE, NUMBER_RE, SAFE_TOKEN_RE, Plan
 from pjsua_engine import keys
 
 ACTIONS = {"blind_transfer", "attended_transfer", "hangup", "record"}
+#: A plan's id inside its queued JSON (read without parsing the whole plan).
+_PLAN_ID = re.compile(rb'"plan_id":\s*"([0-9a-zA-Z]+)"')
 
 
 def check_action(action: LegAction) -> None:
@@ -34,7 +42,7 @@ def check_action(action: LegAction) -> None:
             raise EngineError("unsafe record key")
 
 
-class EmbeddedEngine(Engine):
+class EmbeddedClient(EngineClient):
     """Queues plans for the worker pool and routes live-leg actions to their worker."""
 
     name = "embedded"
@@ -76,3 +84,13 @@ class EmbeddedEngine(Engine):
         if reply.get("error") == "not_found":
             raise LegNotFound(channel)
         raise EngineError(reply.get("error") or "action failed")
+
+    def held_plans(self) -> set[str]:
+        """Plans waiting in the pool's queues for a worker, or run by one (its snapshots)."""
+        found: set[str] = set()
+        for n in range(1, keys.MAX_CALLS_PER_WORKER + 1):
+            for raw in self.r.lrange(keys.plan_queue(n), 0, -1):
+                found.update(m.decode() for m in _PLAN_ID.findall(raw))
+        for key in self.r.scan_iter(match=keys.WORKER_PLANS.format(worker="*"), count=500):
+            found.update(k.decode() for k in self.r.hkeys(key))
+        return found

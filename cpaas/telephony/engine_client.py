@@ -1,7 +1,11 @@
 """The engine interface: the only way services and workers touch a switch.
 
-Two implementations: the embedded PJSUA2 worker pool (``pjsua_engine``) and, later,
-FreeSWITCH over ESL (``freeswitch``). ``get_engine()`` picks one from configuration.
+Web and RQ processes hold an :class:`EngineClient`: it hands plans to an engine and
+acts on live legs, and never runs a call itself. Two engines stand behind it: the
+embedded PJSUA2 worker pool (:class:`pjsua_engine.client.EmbeddedClient`, talking to
+the pool through Redis) and, later, FreeSWITCH over ESL (``freeswitch``).
+:func:`engine_client` picks one from configuration. What engines report back travels
+the other way, as :mod:`cpaas.telephony.events`.
 """
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ import abc
 from dataclasses import dataclass
 from typing import Literal
 
+import redis
+
+from cpaas.config import Settings
 from cpaas.telephony.plans import Plan
 
 
@@ -37,8 +44,8 @@ class LegAction:
     record_key: str | None = None
 
 
-class Engine(abc.ABC):
-    """What every engine offers."""
+class EngineClient(abc.ABC):
+    """What every engine offers the processes that place and modify calls."""
 
     name: str
 
@@ -52,3 +59,23 @@ class Engine(abc.ABC):
 
         Callers have already checked that the channel belongs to the account.
         """
+
+    @abc.abstractmethod
+    def held_plans(self) -> set[str]:
+        """The ids of the plans the engine holds right now: handed to it and not ended
+        (waiting for capacity, or running). The sweeper settles none of them."""
+
+
+def engine_client(settings: Settings, r: redis.Redis) -> EngineClient:
+    """The client of the configured engine: the embedded PJSUA2 pool unless FreeSWITCH
+    is configured.
+
+    The FreeSWITCH engine is a later capability (see ROADMAP); until it lands, a
+    configured ``FREESWITCH_ESL`` is refused loudly rather than silently ignored.
+    """
+    if settings.freeswitch_esl:
+        raise EngineError("FREESWITCH_ESL is set, but this release has no FreeSWITCH engine yet; "
+                          "unset it to use the embedded engine")
+    from pjsua_engine.client import EmbeddedClient
+
+    return EmbeddedClient(r, settings)

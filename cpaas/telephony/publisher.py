@@ -1,0 +1,108 @@
+"""What an engine process tells the rest of the platform, through Redis.
+
+Engine events go to the shared stream, live legs to the live registry. Any engine (the
+embedded pool's workers, a FreeSWITCH listener) publishes through one
+:class:`Publisher`, which keeps the writes Redis refuses and replays them in order.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from cpaas.telephony import live
+from cpaas.telephony.events import EVENT_STREAM, Event, LegOutcome, encode
+from cpaas.telephony.plans import Plan
+
+log = logging.getLogger(__name__)
+
+#: Writes kept while Redis is away; bounded, so a long outage cannot exhaust memory.
+BACKLOG_MAX = 50_000
+RETRY_EVERY = 0.5   # seconds between tries while Redis is away
+
+
+class Publisher:
+    """Writes events and live legs for one engine process (thread-safe).
+
+    A Redis outage must not take the calls of the process down with it, nor lose what
+    they report (a lost ``plan.ended`` is a lost CDR): a write that fails is kept, and
+    it and every later write are replayed in order by a background thread once Redis
+    answers again. Each write's data is fixed when it is made, not when it is replayed.
+    """
+
+    def __init__(self, r: redis.Redis, owner: str) -> None:
+        self.r = r
+        self.owner = owner   # names the process in the live registry (actions go to it)
+        self._backlog: deque[tuple[str, Callable[[], Any]]] = deque()
+        self._lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+
+    def write(self, operation: str, write: Callable[[], Any]) -> None:
+        """Run one Redis write now, or keep it for replay, after any write kept before it.
+
+        Engines route their own Redis writes (state snapshots) through here too, so that
+        every write of the process lands in the order it was made.
+        """
+        with self._lock:
+            if not self._backlog:
+                try:
+                    write()
+                    return
+                except redis.RedisError:
+                    log.exception("redis write failed; kept for replay",
+                                  extra={"operation": operation})
+            if len(self._backlog) >= BACKLOG_MAX:
+                dropped, _ = self._backlog.popleft()
+                log.error("redis write backlog full; oldest write dropped",
+                          extra={"operation": dropped})
+            self._backlog.append((operation, write))
+            if self._flusher is None or not self._flusher.is_alive():
+                self._flusher = threading.Thread(target=self._flush, name="report-backlog",
+                                                 daemon=True)
+                self._flusher.start()
+
+    def _flush(self) -> None:
+        """Replay kept writes in order until none is left."""
+        while True:
+            with self._lock:
+                if not self._backlog:
+                    log.info("redis writes replayed")
+                    return
+                _, write = self._backlog[0]
+                try:
+                    write()
+                    self._backlog.popleft()
+                    continue
+                except redis.RedisError:
+                    pass
+            time.sleep(RETRY_EVERY)
+
+    def publish(self, event: Event) -> None:
+        """Append one engine event to the shared stream."""
+        fields = encode(event)
+        self.write("emit", lambda: self.r.xadd(EVENT_STREAM, fields))
+        log.info("event", extra={"type": event.TYPE, "plan_id": event.plan_id,
+                                 "leg": getattr(event, "leg", None),
+                                 "channel": getattr(event, "channel", None)})
+
+    def leg_started(self, plan: Plan, outcome: LegOutcome) -> None:
+        """Register a leg we are about to dial in the live registry."""
+        leg = live.LiveLeg(
+            channel=outcome.channel, account_id=plan.account_id, request_id=plan.plan_id,
+            kind=plan.kind, role=outcome.role, number=outcome.number, state="ringing",
+            started_at=outcome.started_at, owner=self.owner)
+        self.write("leg_started", lambda: live.put(self.r, leg))
+
+    def leg_state(self, channel: str, state: str) -> None:
+        """Move a live leg to ringing/answered/bridged/held."""
+        self.write("leg_state", lambda: live.set_state(self.r, channel, state))
+
+    def leg_ended(self, plan: Plan, channel: str) -> None:
+        """Drop a leg from the live registry."""
+        account_id = plan.account_id
+        self.write("leg_ended", lambda: live.remove(self.r, channel, account_id))
