@@ -13,7 +13,7 @@ import pytest
 
 import sandbox_carrier
 from cpaas import config
-from tests import launcher
+from tests import launcher, servers
 from tests.e2e.conftest import Platform, wait_for
 
 #: 0.2: 6 s of ringing, 12 s of hold. At 0.1 (3 s) a loaded CI machine once let the
@@ -31,11 +31,16 @@ def scaled_defaults() -> tuple[int, float]:
 
 
 @pytest.fixture(scope="module")
-def scaled(tmp_path_factory, redis_url, postgres_url) -> Iterator[Platform]:
+def scaled(tmp_path_factory, postgres_url) -> Iterator[Platform]:
+    """A platform with a Redis of its own: the session's e2e platform runs meanwhile, and
+    on a shared Redis its engine pool took this one's plans (their INVITEs went to the
+    other carrier). The database is shared; the call ends well within the other
+    platform's sweeper grace, so that sweeper cannot take it for abandoned."""
     ring, hold = scaled_defaults()
-    with launcher.platform(tmp_path_factory.mktemp("scaled"), redis_url, postgres_url,
-                           hold=hold, ring_timeout=ring, engine_workers=1,
-                           rq_workers=1) as running:
+    with servers.redis_server() as redis_url, \
+            launcher.platform(tmp_path_factory.mktemp("scaled"), redis_url, postgres_url,
+                              hold=hold, ring_timeout=ring, engine_workers=1,
+                              rq_workers=1) as running:
         yield Platform(running)
 
 
