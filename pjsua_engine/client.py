@@ -7,6 +7,7 @@ to the worker holding a leg; the calls themselves run in the pool
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import time
@@ -19,6 +20,8 @@ from cpaas.telephony import live
 from cpaas.telephony.engine_client import EngineClient, EngineError, LegAction, LegNotFound
 from cpaas.telephony.plans import EXTENSION_RE, NUMBER_RE, SAFE_TOKEN_RE, Plan
 from pjsua_engine import keys
+
+log = logging.getLogger(__name__)
 
 ACTIONS = {"blind_transfer", "attended_transfer", "hangup", "record"}
 #: A plan's id inside its queued JSON (read without parsing the whole plan).
@@ -94,3 +97,24 @@ class EmbeddedClient(EngineClient):
         for key in self.r.scan_iter(match=keys.WORKER_PLANS.format(worker="*"), count=500):
             found.update(k.decode() for k in self.r.hkeys(key))
         return found
+
+    def health(self) -> dict[str, str]:
+        """ok when every configured worker is alive (by its pool's heartbeat) and announced
+        ready; degraded when some are; down when none. Two Redis reads."""
+        try:
+            registry = self.r.hgetall(keys.WORKERS)
+            hosts = sorted({wid.decode().rsplit(":", 1)[0] for wid in registry})
+            beats = self.r.mget([keys.pool_key(h) for h in hosts]) if hosts else []
+        except redis.RedisError:
+            log.exception("engine check failed")
+            return {"engine": "unknown", "engine_type": self.name}
+        announced = {wid.decode() for wid, entry in registry.items()
+                     if "ready_at" in json.loads(entry)}
+        ready, configured = 0, 0
+        for beat in filter(None, beats):
+            pool = json.loads(beat)
+            configured += int(pool["configured"])
+            ready += len(announced.intersection(pool["alive"]))
+        configured = configured or self.settings.engine_workers
+        state = "ok" if ready >= configured else "degraded" if ready else "down"
+        return {"engine": state, "engine_type": self.name, "engine_workers": f"{ready}/{configured}"}

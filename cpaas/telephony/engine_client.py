@@ -65,6 +65,11 @@ class EngineClient(abc.ABC):
         """The ids of the plans the engine holds right now: handed to it and not ended
         (waiting for capacity, or running). The sweeper settles none of them."""
 
+    @abc.abstractmethod
+    def health(self) -> dict[str, str]:
+        """What ``/healthz`` says of the engine: ``engine`` (ok | degraded | down |
+        unknown), ``engine_type`` and whatever detail the engine has (cheap: a few reads)."""
+
 
 def engine_client(settings: Settings, r: redis.Redis) -> EngineClient:
     """The client of the configured engine: the embedded PJSUA2 pool unless FreeSWITCH

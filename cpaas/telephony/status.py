@@ -8,7 +8,6 @@ credentials, so a flood of it must not become a flood of SIP).
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -16,6 +15,7 @@ import time
 import redis
 
 from cpaas.config import Settings
+from cpaas.telephony.engine_client import engine_client
 
 log = logging.getLogger(__name__)
 
@@ -26,30 +26,12 @@ _probe_lock = threading.Lock()
 
 
 def engine_report(settings: Settings, r: redis.Redis) -> dict[str, str]:
-    """``engine`` (ok | degraded | down | unknown), its type and ready/configured workers."""
+    """``engine`` (ok | degraded | down | unknown), its type and its own detail."""
     if settings.freeswitch_esl:
         return {"engine": "unknown", "engine_type": "freeswitch",
                 "engine_detail": "FREESWITCH_ESL is set, but this release has no FreeSWITCH "
                                  "engine: calls are refused"}
-    from pjsua_engine import keys
-
-    try:
-        registry = r.hgetall(keys.WORKERS)
-        hosts = sorted({wid.decode().rsplit(":", 1)[0] for wid in registry})
-        beats = r.mget([keys.pool_key(h) for h in hosts]) if hosts else []
-    except redis.RedisError:
-        log.exception("engine check failed")
-        return {"engine": "unknown", "engine_type": "embedded"}
-    announced = {wid.decode() for wid, entry in registry.items() if "ready_at" in json.loads(entry)}
-    ready, configured = 0, 0
-    for beat in filter(None, beats):
-        pool = json.loads(beat)
-        configured += int(pool["configured"])
-        # Alive by its pool's heartbeat, and announced ready by the worker itself.
-        ready += len(announced.intersection(pool["alive"]))
-    configured = configured or settings.engine_workers
-    state = "ok" if ready >= configured else "degraded" if ready else "down"
-    return {"engine": state, "engine_type": "embedded", "engine_workers": f"{ready}/{configured}"}
+    return engine_client(settings, r).health()
 
 
 def carrier_report(settings: Settings) -> dict[str, str]:
