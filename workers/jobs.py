@@ -17,7 +17,7 @@ import redis
 from cpaas import config, logs
 from cpaas.calls import claim
 from cpaas.redis_conn import get_redis
-from cpaas.telephony import ephemeral, espeak, events, sealed, tts
+from cpaas.telephony import causes, ephemeral, espeak, events, sealed, tts
 from cpaas.telephony.engine_client import EngineClient, engine_client
 from cpaas.telephony.plans import Play, Plan, Say, media_path
 
@@ -125,6 +125,6 @@ def place_call(plan_json: str) -> None:
         log.error("call could not be placed: %s", type(err).__name__)
         events.publish(get_redis(config.load().effective_redis_url), events.PlanEnded(
             plan_id=plan.plan_id, account_id=plan.account_id,
-            cause=f"not placed: {type(err).__name__}"))
+            cause=causes.not_placed(type(err).__name__)))
         return
     render_pending(ready, pending, settings.tts, get_redis(settings.effective_redis_url))

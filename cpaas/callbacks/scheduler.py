@@ -35,6 +35,7 @@ from cpaas.cdr.writer import CdrRecord
 from cpaas.db import database
 from cpaas.models import Account, Callback, CallRequest
 from cpaas.platform import CALLS_QUEUE
+from cpaas.telephony import causes
 from cpaas.telephony.plans import Plan
 from cpaas.validation import utcnow
 
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 BATCH = 100
 #: A callback's recording option → click2call's.
 RECORDING = {"on": "both", "off": "off"}
-#: The causes of a CDR whose call never left the platform (sweeper, call job).
-NEVER_PLACED = ("swept: job lost", "not placed:")
 _SCHEDULED = Callback.status == CallbackState.SCHEDULED.value
 
 
@@ -147,7 +146,7 @@ class CallbackTask:
 def on_call_settled(request: CallRequest, cdr: CdrRecord) -> None:
     """A callback whose call never left the platform ends ``failed`` (notifier hook)."""
     if request.kind != "callback" or cdr.dial_status != "CHANUNAVAIL" \
-            or not cdr.hangup_cause.startswith(NEVER_PLACED):
+            or not causes.never_left(cdr.hangup_cause):
         return
     with database.connection_context():
         if advance(request.id, CallbackState.FAILED):

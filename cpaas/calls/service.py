@@ -17,7 +17,7 @@ from cpaas.envelope import ApiError, NotFound
 from cpaas.models import AnnounceTemplate, CallRequest, Cdr
 from cpaas.platform import Platform
 from cpaas.storage import NotFound as ObjectMissing, account_prefix
-from cpaas.telephony import live, sealed
+from cpaas.telephony import causes, live, sealed
 from cpaas.telephony.engine_client import EngineError, LegAction, LegNotFound
 from cpaas.telephony.events import PlanEnded
 from cpaas.telephony.plans import Plan
@@ -81,7 +81,7 @@ def _not_queued(plan: Plan) -> None:
 
     try:
         consumer.handle(PlanEnded(plan_id=plan.plan_id, account_id=plan.account_id,
-                                  cause="not queued"))
+                                  cause=causes.NOT_QUEUED))
     except Exception:  # noqa: BLE001 - the sweeper closes it instead
         log.exception("unqueued request left for the sweeper", extra={"request_id": plan.plan_id})
 

@@ -38,7 +38,7 @@ from cpaas.db import database
 from cpaas.lease import Lease
 from cpaas.models import CallRequest
 from cpaas.platform import CALLS_QUEUE
-from cpaas.telephony import events, live
+from cpaas.telephony import causes, events, live
 from cpaas.telephony.engine_client import EngineClient, EngineError, engine_client
 from cpaas.validation import utcnow
 
@@ -81,10 +81,10 @@ def abandoned(request: CallRequest, ev: Evidence) -> str | None:
     if request.id in ev.pending_events:
         return None
     if request.status == CallState.QUEUED:
-        return None if request.id in ev.queued_jobs else "job lost"
+        return None if request.id in ev.queued_jobs else causes.JOB_LOST
     if request.id in ev.engine_plans or request.id in ev.live_requests:
         return None
-    return "no live leg" if request.status == CallState.LIVE else "not dialed"
+    return causes.NO_LIVE_LEG if request.status == CallState.LIVE else causes.NOT_DIALED
 
 
 class Sweeper:
@@ -146,7 +146,7 @@ class Sweeper:
 
     def _settle(self, request: CallRequest, why: str) -> None:
         ended = events.PlanEnded(plan_id=request.id, account_id=request.account_id,
-                                 cause=f"swept: {why}")
+                                 cause=causes.swept(why))
         events.publish(self.r, ended)
         log.warning("request swept", extra={"request_id": request.id,
                                             "account_id": request.account_id,
