@@ -14,7 +14,7 @@ from cpaas import auth, config, db, logs
 from cpaas.envelope import ApiError, failure
 from cpaas.platform import Platform
 from cpaas.redis_conn import get_redis
-from cpaas.storage import open_storage
+from cpaas.storage import storage_for
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     redis_client = get_redis(settings.effective_redis_url)
     app.extensions["cpaas"] = Platform(
         settings=settings, redis=redis_client,
-        storage=open_storage(settings.effective_storage_url, settings.s3_endpoint_url))
+        storage=storage_for(settings))
     limiter = auth.FailureLimiter(redis_client, settings.auth_fail_limit, settings.auth_fail_window,
                                   settings.trusted_proxies)
 

@@ -44,6 +44,8 @@ class Settings:
     redis_url: str = ""             # empty → private redis-server socket in data_dir
     storage_url: str = ""           # empty → local folder data_dir/bucket
     s3_endpoint_url: str | None = None
+    s3_sse: str | None = None       # AES256 or aws:kms: S3 encrypts every object at rest
+    s3_sse_kms_key_id: str | None = None   # the KMS key of aws:kms (None: S3's default key)
     port: int = 8080
     max_body_bytes: int = 1 * 1024 * 1024
     max_upload_mb: int = 200
@@ -73,6 +75,8 @@ class Settings:
     # due work (cpaas.scanner): callbacks
     scan_interval: float = 0.2         # seconds between the scanner's passes
     callback_max_late: float = 3600.0  # a callback more overdue than this fails, not dialed
+    #: days a call's recordings are kept (decimals allowed); None: kept for ever
+    recording_retention_days: float | None = None
 
     @property
     def sqlite_path(self) -> Path:
@@ -125,6 +129,8 @@ def load() -> Settings:
         redis_url=env.get("REDIS_URL", ""),
         storage_url=env.get("CPAAS_STORAGE_URL", ""),
         s3_endpoint_url=env.get("CPAAS_S3_ENDPOINT_URL") or None,
+        s3_sse=env.get("CPAAS_S3_SSE") or None,
+        s3_sse_kms_key_id=env.get("CPAAS_S3_SSE_KMS_KEY_ID") or None,
         port=_int("PORT", 8080),
         max_body_bytes=_int("CPAAS_MAX_BODY_BYTES", 1 * 1024 * 1024),
         max_upload_mb=_int("CPAAS_MAX_UPLOAD_MB", 200),
@@ -150,4 +156,6 @@ def load() -> Settings:
         sweep_grace=_float("CPAAS_SWEEP_GRACE", 15.0),
         scan_interval=_float("CPAAS_SCAN_INTERVAL", 0.2),
         callback_max_late=_float("CPAAS_CALLBACK_MAX_LATE", 3600.0),
+        recording_retention_days=(_float("CPAAS_RECORDING_RETENTION_DAYS", 0.0)
+                                  if env.get("CPAAS_RECORDING_RETENTION_DAYS") else None),
     )

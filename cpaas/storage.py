@@ -113,27 +113,51 @@ class LocalStorage:
                 yield str(path.relative_to(self.root)), path.stat().st_size
 
 
-class S3Storage:
-    """Objects in an S3 (or S3-compatible) bucket, optionally under a prefix."""
+#: Server-side encryption modes S3 accepts in ``ServerSideEncryption`` (CPAAS_S3_SSE).
+SSE_MODES = ("AES256", "aws:kms")
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+
+def sse_args(sse: str | None, kms_key_id: str | None = None) -> dict[str, str]:
+    """The ``ExtraArgs`` that make S3 encrypt an uploaded object at rest (empty: none)."""
+    if not sse:
+        return {}
+    if sse not in SSE_MODES:
+        raise ValueError(f"CPAAS_S3_SSE must be one of {', '.join(SSE_MODES)}, not {sse!r}")
+    args = {"ServerSideEncryption": sse}
+    if sse == "aws:kms" and kms_key_id:
+        args["SSEKMSKeyId"] = kms_key_id
+    return args
+
+
+class S3Storage:
+    """Objects in an S3 (or S3-compatible) bucket, optionally under a prefix.
+
+    With ``sse`` every upload asks S3 to encrypt the object at rest (``AES256``: keys S3
+    manages; ``aws:kms``: the KMS key ``kms_key_id``, or the account's default S3 key).
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
+                 sse: str | None = None, kms_key_id: str | None = None) -> None:
         import boto3
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.client = boto3.client("s3", endpoint_url=endpoint_url)
+        self.extra_args = sse_args(sse, kms_key_id)
 
     def _key(self, key: str) -> str:
         return self.prefix + key
 
     def put_file(self, key: str, local_path: str | Path) -> None:
         """Upload a local file under ``key``."""
-        self.client.upload_file(str(local_path), self.bucket, self._key(key))
+        self.client.upload_file(str(local_path), self.bucket, self._key(key),
+                                ExtraArgs=self.extra_args or None)
 
     def put_stream(self, key: str, stream: IO[bytes], max_bytes: int) -> int:
         """Upload a stream (multipart for large ones), refusing more than ``max_bytes``."""
         counted = _LimitedReader(stream, max_bytes)
-        self.client.upload_fileobj(counted, self.bucket, self._key(key))
+        self.client.upload_fileobj(counted, self.bucket, self._key(key),
+                                   ExtraArgs=self.extra_args or None)
         return counted.size
 
     def open(self, key: str) -> IO[bytes]:
@@ -182,16 +206,23 @@ class _LimitedReader:
 Storage = LocalStorage | S3Storage
 
 
-def open_storage(url: str, endpoint_url: str | None = None) -> Storage:
-    """Storage for ``url``: ``s3://bucket[/prefix]`` or a local folder."""
+def open_storage(url: str, endpoint_url: str | None = None, sse: str | None = None,
+                 kms_key_id: str | None = None) -> Storage:
+    """Storage for ``url``: ``s3://bucket[/prefix]`` (``sse``: see :class:`S3Storage`)
+    or a local folder."""
     if url.startswith("s3://"):
         bucket, _, prefix = url[5:].partition("/")
-        return S3Storage(bucket, prefix, endpoint_url)
+        return S3Storage(bucket, prefix, endpoint_url, sse, kms_key_id)
     return LocalStorage(url)
+
+
+def storage_for(settings: config.Settings) -> Storage:
+    """The storage ``settings`` configure (URL, endpoint, server-side encryption)."""
+    return open_storage(settings.effective_storage_url, settings.s3_endpoint_url,
+                        settings.s3_sse, settings.s3_sse_kms_key_id)
 
 
 @lru_cache(maxsize=1)
 def get_storage() -> Storage:
     """The process's storage, from configuration."""
-    settings = config.load()
-    return open_storage(settings.effective_storage_url, settings.s3_endpoint_url)
+    return storage_for(config.load())

@@ -26,7 +26,6 @@ WAV = wav_bytes()
 
 # --- server-side encryption (moto's server) -------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="CPAAS_S3_SSE not implemented yet")
 @pytest.mark.parametrize("sse", ["AES256", "aws:kms"])
 def test_s3_objects_are_encrypted_at_rest(s3_app, tmp_path, sse):  # noqa: F811
     import boto3
