@@ -174,7 +174,8 @@ CREATE TABLE IF NOT EXISTS cdr (
     recording_name      VARCHAR(300) NOT NULL,
     is_dnd              SMALLINT     NOT NULL,
     hangup_cause        VARCHAR(64)  NOT NULL DEFAULT '', -- why the call ended (ours, not the spec's)
-    api_json            TEXT         NOT NULL         -- the row as the API sends it, less "id" (see cpaas/cdr/writer.py)
+    api_json            TEXT         NOT NULL,        -- the row as the API sends it, less "id" (see cpaas/cdr/writer.py)
+    media_deleted_at    TIMESTAMP                     -- when retention deleted its recordings (migration 0003)
 );
 
 -- @dialect postgresql
@@ -219,7 +220,8 @@ CREATE TABLE IF NOT EXISTS cdr (
     recording_name      VARCHAR(300) NOT NULL,
     is_dnd              SMALLINT     NOT NULL,
     hangup_cause        VARCHAR(64)  NOT NULL DEFAULT '', -- why the call ended (ours, not the spec's)
-    api_json            TEXT         NOT NULL         -- the row as the API sends it, less "id" (see cpaas/cdr/writer.py)
+    api_json            TEXT         NOT NULL,        -- the row as the API sends it, less "id" (see cpaas/cdr/writer.py)
+    media_deleted_at    TIMESTAMP                     -- when retention deleted its recordings (migration 0003)
 );
 
 -- @dialect common
@@ -227,5 +229,6 @@ CREATE INDEX IF NOT EXISTS contact_list_id ON contact (list_id, id);
 CREATE INDEX IF NOT EXISTS cdr_account_date ON cdr (account_id, call_date, id);
 CREATE INDEX IF NOT EXISTS cdr_account_request ON cdr (account_id, request_id);
 CREATE INDEX IF NOT EXISTS cdr_account_campaign ON cdr (account_id, campaign_id);
+CREATE INDEX IF NOT EXISTS cdr_recording_age ON cdr (call_date) WHERE recording_name <> '';
 -- A plan ends once; its CDR is written once even if an event is delivered twice.
 CREATE UNIQUE INDEX IF NOT EXISTS cdr_uniqueid ON cdr (uniqueid) WHERE uniqueid <> '';

@@ -161,6 +161,7 @@ class Cdr(BaseModel):
     is_dnd = pw.SmallIntegerField()
     hangup_cause = pw.CharField(max_length=64, default="")
     api_json = pw.TextField()
+    media_deleted_at = pw.DateTimeField(null=True)   # when retention deleted its recordings
 
 
 ALL_MODELS = [Account, AnnounceTemplate, ContactList, Contact, DndList, DndContact,

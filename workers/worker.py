@@ -72,9 +72,12 @@ def _start_scanner(stop: threading.Event) -> threading.Thread:
     from cpaas import config, scanner
     from cpaas.callbacks.scheduler import CallbackTask
     from cpaas.calls import claim
+    from cpaas.calls.retention import RetentionTask
     from cpaas.redis_conn import get_redis
+    from cpaas.storage import get_storage
 
     settings = config.load()
     claim.bind(settings.effective_database_url)   # the database the call jobs use too
     r = get_redis(settings.effective_redis_url)
-    return scanner.start(r, [CallbackTask(settings, r)], settings.scan_interval, stop)
+    tasks = [CallbackTask(settings, r), RetentionTask(settings, get_storage())]
+    return scanner.start(r, tasks, settings.scan_interval, stop)

@@ -203,6 +203,12 @@ def modify_call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -
     return MODIFY_MESSAGES[kind]
 
 
+def _deleted_by_retention(account_id: str, request_id: str) -> bool:
+    """Whether retention deleted recordings of the account's request."""
+    return (Cdr.select().where((Cdr.account_id == account_id) & (Cdr.request_id == request_id)
+                               & Cdr.media_deleted_at.is_null(False)).exists())
+
+
 def open_recording(platform: Platform, account: AuthRecord, request_id: str,
                    name: str | None) -> tuple[str, IO[bytes]]:
     """The account's recording of a request (latest unless ``name`` picks one)."""
@@ -215,6 +221,9 @@ def open_recording(platform: Platform, account: AuthRecord, request_id: str,
     if name:
         keys = [k for k in keys if k.rsplit("/", 1)[-1] == name or k == name]
     if not keys:
+        if _deleted_by_retention(account.id, request_id):
+            raise ApiError(404, "recording deleted by retention",
+                           {"request_id": ["the recording was deleted by the retention policy"]})
         raise NotFound("request_id", "recording")
     try:
         return keys[-1].rsplit("/", 1)[-1], platform.storage.open(keys[-1])

@@ -3,7 +3,8 @@
 Engines never call this directly: the ``events`` process turns engine events into
 :class:`CdrRecord` and writes them here, whichever engine placed the call.
 
-A CDR never changes once written, so the writer also stores it as the API sends it
+A CDR hardly ever changes once written (retention empties its ``recording_name``:
+:func:`rewrite`, which renders it again), so the writer also stores it as the API sends it
 (``api_json``, every key but ``id``, which the database assigns): a page of 1000 CDRs
 is then read as 1000 ready texts instead of being encoded again on every read, by
 Python or by the database (bench/README.md, section 2).
@@ -124,3 +125,17 @@ def write(record: CdrRecord) -> int | None:
             return None
         raise
     return row_id
+
+
+def rewrite(row_id: int, changes: dict[str, Any], *conditions: Any) -> bool:
+    """Change columns of one CDR and render its ``api_json`` again, in one transaction;
+    only when ``conditions`` still hold (so two writers racing change it once).
+    True when the row was changed."""
+    with database.atomic():
+        query = Cdr.select().where(Cdr.id == row_id, *conditions)
+        fields = query.dicts().first()
+        if fields is None:
+            return False
+        fields.update({name: value for name, value in changes.items()})
+        changes = {**changes, "api_json": api_json(fields)}
+        return Cdr.update(**changes).where(Cdr.id == row_id, *conditions).execute() == 1

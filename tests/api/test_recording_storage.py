@@ -104,9 +104,7 @@ def cdr_of(api, request_id: str) -> dict:
     return rows[0]
 
 
-@pytest.mark.xfail(strict=True, reason="recording retention not implemented yet")
-def test_retention_deletes_old_recordings_only(app, api, other, settings):
-    clean_bucket(settings)
+def test_retention_deletes_old_recordings_only(app, api, other, settings, clean_bucket):  # noqa: F811
     start = datetime(2026, 12, 1, 9, 0, 0)
     retained = dataclasses.replace(settings, recording_retention_days=10 / 86400)   # 10 s
     old = recorded_call(settings, "a1b2c3d4e5", start)
@@ -143,9 +141,7 @@ def test_retention_deletes_old_recordings_only(app, api, other, settings):
         assert Cdr.select().where(Cdr.media_deleted_at.is_null(False)).count() == 1
 
 
-@pytest.mark.xfail(strict=True, reason="recording retention not implemented yet")
-def test_retention_off_keeps_everything(app, settings):
-    clean_bucket(settings)
+def test_retention_off_keeps_everything(app, settings, clean_bucket):  # noqa: F811
     start = datetime(2026, 12, 1, 9, 0, 0)
     key = recorded_call(settings, "a1b2c3d4e5", start)
     task = RetentionTask(settings, storage_for(settings), clock=Clock(start + timedelta(days=3650)))
