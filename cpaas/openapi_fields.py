@@ -7,7 +7,7 @@ names, impossible dates). The fragments below state both sides, so that a value 
 under the document exactly when the field accepts it.
 
 Patterns use only syntax that ECMA 262, Python's ``re`` and Rust's ``regex`` read alike:
-no ``\\s``/``\\d`` (their sets differ between engines), code points spelled ``\\uXXXX``.
+no ``\\s``/``\\d`` (their sets differ between engines), code points spelled ``\\u`` and four hex digits.
 """
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cpaas.models import Callback
+from cpaas.states import Transitions
 
 #: A callback fired later than this after its time is ``late``.
 LATE_AFTER = timedelta(seconds=60)
@@ -34,18 +35,15 @@ class CallbackState(str, enum.Enum):
 
 
 #: state → the states it may move to.
-TRANSITIONS: dict[CallbackState, frozenset[CallbackState]] = {
+MOVES: Transitions[CallbackState] = Transitions(Callback.status, {
     CallbackState.SCHEDULED: frozenset({CallbackState.FIRED, CallbackState.LATE,
                                         CallbackState.FAILED}),
     CallbackState.FIRED: frozenset({CallbackState.FAILED}),
     CallbackState.LATE: frozenset({CallbackState.FAILED}),
     CallbackState.FAILED: frozenset(),
-}
-
-
-def sources(target: CallbackState) -> list[str]:
-    """The states from which ``target`` may be reached."""
-    return [state.value for state, targets in TRANSITIONS.items() if target in targets]
+})
+TRANSITIONS = MOVES.moves
+sources = MOVES.sources
 
 
 def fired_state(scheduled_at: datetime, fired_at: datetime) -> CallbackState:
@@ -56,7 +54,4 @@ def fired_state(scheduled_at: datetime, fired_at: datetime) -> CallbackState:
 def advance(callback_id: str, target: CallbackState, *conditions: Any, **changes: Any) -> bool:
     """Move the callback to ``target`` if its state allows it (and every extra peewee
     condition holds); True if it moved. ``changes`` are written in the same UPDATE."""
-    where = (Callback.id == callback_id) & Callback.status.in_(sources(target))
-    for condition in conditions:
-        where &= condition
-    return bool(Callback.update(status=target.value, **changes).where(where).execute())
+    return MOVES.advance(callback_id, target, *conditions, **changes)

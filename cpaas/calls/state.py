@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 
 from cpaas.models import CallRequest
+from cpaas.states import Transitions
 
 
 class CallState(str, enum.Enum):
@@ -23,20 +24,16 @@ class CallState(str, enum.Enum):
 
 
 #: state → the states it may move to.
-TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+MOVES: Transitions[CallState] = Transitions(CallRequest.status, {
     CallState.QUEUED: frozenset({CallState.DIALING, CallState.DONE}),
     CallState.DIALING: frozenset({CallState.LIVE, CallState.DONE}),
     CallState.LIVE: frozenset({CallState.DONE}),
     CallState.DONE: frozenset(),
-}
-
+})
+TRANSITIONS = MOVES.moves
 #: States a request can still leave (a CDR has not been written yet).
-OPEN = frozenset(state for state, targets in TRANSITIONS.items() if targets)
-
-
-def sources(target: CallState) -> list[str]:
-    """The states from which ``target`` may be reached."""
-    return [state.value for state, targets in TRANSITIONS.items() if target in targets]
+OPEN = MOVES.open
+sources = MOVES.sources
 
 
 def advance(request_id: str, target: CallState) -> bool:
@@ -45,6 +42,4 @@ def advance(request_id: str, target: CallState) -> bool:
     Run it inside the transaction that commits what the move stands for (the CDR, for
     ``done``), so the move and its consequence are committed or lost together.
     """
-    return bool(CallRequest.update(status=target.value)
-                .where((CallRequest.id == request_id)
-                       & (CallRequest.status.in_(sources(target)))).execute())
+    return MOVES.advance(request_id, target)
