@@ -1,7 +1,8 @@
 """Run the sandbox carrier in the foreground: ``python -m sandbox_carrier``.
 
 Meant for a Procfile: settings come from ``CPAAS_SANDBOX_HOST``,
-``CPAAS_SANDBOX_PORT``, ``CPAAS_SANDBOX_HOLD`` and ``CPAAS_SANDBOX_LOG_DIR``.
+``CPAAS_SANDBOX_PORT``, ``CPAAS_SANDBOX_HOLD``, ``CPAAS_SANDBOX_LOG_DIR`` and
+``CPAAS_SANDBOX_DTMF_DELAY``.
 The process lives exactly as long as sipp: SIGTERM and SIGINT are passed on
 to sipp, and sipp's exit status becomes ours, except that a stop we were asked
 for exits 0.
@@ -61,7 +62,8 @@ def main() -> int:
         # (possibly slow) readiness wait, during which a signal may arrive.
         # sipp's own output goes straight to ours so the Procfile shows it.
         proc = start(settings.host, settings.port, settings.hold, settings.log_dir,
-                     wait=False, media_port=settings.media_port, stdout=sys.stdout,
+                     wait=False, media_port=settings.media_port,
+                     dtmf_delay=settings.dtmf_delay, stdout=sys.stdout,
                      stderr=sys.stderr)
     except (CarrierError, ValueError) as exc:
         log.error("sandbox carrier did not start: %s", exc)

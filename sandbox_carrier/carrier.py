@@ -84,6 +84,7 @@ class CarrierSettings:
     hold: float = DEFAULT_HOLD_SECONDS
     log_dir: Optional[str] = None
     media_port: Optional[int] = None
+    dtmf_delay: float = DTMF_DELAY_SECONDS
 
 
 def settings_from_env() -> CarrierSettings:
@@ -95,8 +96,10 @@ def settings_from_env() -> CarrierSettings:
     (seconds an answered call lasts unless the caller hangs up; default
     :func:`default_hold` of ``CPAAS_RING_TIMEOUT``, 60 s),
     ``CPAAS_SANDBOX_LOG_DIR`` (optional; enables the INVITE and message
-    logs) and ``CPAAS_SANDBOX_MEDIA_PORT`` (sipp's even RTP echo port; default
-    sipp's own, 6000 — set it when several carriers share a machine).
+    logs), ``CPAAS_SANDBOX_MEDIA_PORT`` (sipp's even RTP echo port; default
+    sipp's own, 6000 — set it when several carriers share a machine) and
+    ``CPAAS_SANDBOX_DTMF_DELAY`` (seconds from answering a ``...55d`` call to its
+    digit; default 3).
     """
     env = os.environ
     return CarrierSettings(
@@ -106,6 +109,7 @@ def settings_from_env() -> CarrierSettings:
                    or default_hold(float(env.get("CPAAS_RING_TIMEOUT") or DEFAULT_RING_TIMEOUT))),
         log_dir=env.get("CPAAS_SANDBOX_LOG_DIR") or None,
         media_port=int(env["CPAAS_SANDBOX_MEDIA_PORT"]) if env.get("CPAAS_SANDBOX_MEDIA_PORT") else None,
+        dtmf_delay=float(env.get("CPAAS_SANDBOX_DTMF_DELAY") or DTMF_DELAY_SECONDS),
     )
 
 
@@ -133,6 +137,8 @@ def build_scenario(hold_seconds: float, *, recording: Optional[str] = RECORDING,
     """
     if hold_seconds <= 0:
         raise ValueError("hold_seconds must be positive")
+    if dtmf_delay_seconds <= 0:
+        raise ValueError("dtmf_delay_seconds must be positive")
     play = ""
     if recording is not None:
         if any(ch in recording for ch in '<>&"'):
@@ -267,12 +273,14 @@ def start(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           log_dir: Optional[Union[str, Path]] = None, *, wait: bool = True,
           timeout: float = 10.0, media_port: Optional[int] = None,
           ring_timeout: float = RING_TIMEOUT_SECONDS,
+          dtmf_delay: float = DTMF_DELAY_SECONDS,
           stdout: Optional[IO[Any]] = None,
           stderr: Optional[IO[Any]] = None) -> CarrierProcess:
     """Start the carrier and, unless ``wait`` is False, wait until it answers SIP.
 
     ``hold`` is how long answered calls last before the carrier hangs up;
     ``ring_timeout`` how long a ``...480`` call rings before it gets a 480;
+    ``dtmf_delay`` how long after answering a ``...55d`` call its digit is sent;
     ``media_port`` pins sipp's echo port (default: the first free even port
     from 6000).
 
@@ -297,7 +305,8 @@ def start(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         workdir.mkdir(parents=True, exist_ok=True)
     scenario_path = workdir / "sandbox_carrier.xml"
     scenario = build_scenario(hold, recording=playable_recording(),
-                              ring_timeout_seconds=ring_timeout)
+                              ring_timeout_seconds=ring_timeout,
+                              dtmf_delay_seconds=dtmf_delay)
     scenario_path.write_text(scenario, encoding="iso-8859-1")
     cmd = sipp_command(scenario_path, host, port,
                        log_dir=log_dir, media_port=media_port, sipp=sipp)
