@@ -65,8 +65,17 @@ CREATE TABLE IF NOT EXISTS campaign (
     pitch                VARCHAR(10)   NOT NULL,
     language_code        VARCHAR(10)   NOT NULL,
     tts_engine_type      VARCHAR(10)   NOT NULL,
-    status               SMALLINT      NOT NULL,     -- 0 scheduled, 1 running, 2 stopped, 3 completed
+    status               SMALLINT      NOT NULL,     -- 0 scheduled, 1 running, 2 stopped, 3 completed, 4 paused
     created_at           TIMESTAMP     NOT NULL,
+    -- the dialer's settings and what it says about itself (migration 0004)
+    calling_hours        VARCHAR(11)   NOT NULL DEFAULT '',   -- "HH:MM-HH:MM" or empty
+    contact_local_time   SMALLINT      NOT NULL DEFAULT 0,    -- 1: calling_hours in each contact's zones
+    ivr_max_digits       INTEGER       NOT NULL DEFAULT 1,
+    ivr_timeout          INTEGER       NOT NULL DEFAULT 5,    -- seconds
+    ivr_digit_map        TEXT          NOT NULL DEFAULT '{}', -- JSON: digits -> agent:<ext> | number:<digits>
+    announcement_audio   VARCHAR(200)  NOT NULL DEFAULT '',   -- the recorded file at 8 kHz, in the media root
+    state_reason_code    VARCHAR(32)   NOT NULL DEFAULT '',   -- why it is not dialing (empty while it dials)
+    state_reason         VARCHAR(200)  NOT NULL DEFAULT '',
     UNIQUE (account_id, name)
 );
 
@@ -132,6 +141,47 @@ CREATE TABLE IF NOT EXISTS cdr_stats (
 -- (cpaas/campaigns/listing.py), so the key would only re-check, once per inserted
 -- row, what the writer already checked. On PostgreSQL that check was half the server's
 -- work per imported row (bench/README.md).
+-- The dialer's books (migration 0004): one progress row per (campaign, contact); one row
+-- per dial attempt, whose unique (campaign, contact, attempt) is what lets only one
+-- process dial it (its id is the attempt's call request_id); the placeholders contacts
+-- had no value for.
+CREATE TABLE IF NOT EXISTS campaign_contact (
+    campaign_id VARCHAR(12) NOT NULL REFERENCES campaign (id),
+    contact_id  BIGINT      NOT NULL,
+    number      VARCHAR(16) NOT NULL,
+    state       VARCHAR(12) NOT NULL,
+    attempts    INTEGER     NOT NULL,
+    next_at     TIMESTAMP   NOT NULL,
+    reason_code VARCHAR(32) NOT NULL,
+    updated_at  TIMESTAMP   NOT NULL,
+    PRIMARY KEY (campaign_id, contact_id)
+);
+CREATE INDEX IF NOT EXISTS campaign_contact_due ON campaign_contact (campaign_id, state, next_at);
+
+CREATE TABLE IF NOT EXISTS campaign_attempt (
+    id          VARCHAR(12) NOT NULL PRIMARY KEY,
+    account_id  VARCHAR(12) NOT NULL REFERENCES account (id),
+    campaign_id VARCHAR(12) NOT NULL REFERENCES campaign (id),
+    contact_id  BIGINT      NOT NULL,
+    attempt     INTEGER     NOT NULL,
+    number      VARCHAR(16) NOT NULL,
+    status      VARCHAR(10) NOT NULL,
+    dial_status VARCHAR(16) NOT NULL,
+    reason_code VARCHAR(32) NOT NULL,
+    created_at  TIMESTAMP   NOT NULL,
+    settled_at  TIMESTAMP,
+    UNIQUE (campaign_id, contact_id, attempt)
+);
+CREATE INDEX IF NOT EXISTS campaign_attempt_number ON campaign_attempt (account_id, number, created_at);
+CREATE INDEX IF NOT EXISTS campaign_attempt_open ON campaign_attempt (status, created_at);
+
+CREATE TABLE IF NOT EXISTS campaign_placeholder (
+    campaign_id VARCHAR(12) NOT NULL REFERENCES campaign (id),
+    field       VARCHAR(64) NOT NULL,
+    missing     BIGINT      NOT NULL,
+    PRIMARY KEY (campaign_id, field)
+);
+
 -- @dialect sqlite
 CREATE TABLE IF NOT EXISTS contact (
     id          INTEGER      PRIMARY KEY AUTOINCREMENT,
@@ -175,7 +225,9 @@ CREATE TABLE IF NOT EXISTS cdr (
     is_dnd              SMALLINT     NOT NULL,
     hangup_cause        VARCHAR(64)  NOT NULL DEFAULT '', -- why the call ended (ours, not the spec's)
     api_json            TEXT         NOT NULL,        -- the row as the API sends it, less "id" (see cpaas/cdr/writer.py)
-    media_deleted_at    TIMESTAMP                     -- when retention deleted its recordings (migration 0003)
+    media_deleted_at    TIMESTAMP,                    -- when retention deleted its recordings (migration 0003)
+    transfer_to         VARCHAR(24)  NOT NULL DEFAULT '', -- an IVR transfer's target, agent:<ext> | number:<digits> (0004)
+    transcript_status   VARCHAR(10)  NOT NULL DEFAULT 'off' -- off | pending | done | failed | deleted (0004)
 );
 
 -- @dialect postgresql
@@ -221,7 +273,9 @@ CREATE TABLE IF NOT EXISTS cdr (
     is_dnd              SMALLINT     NOT NULL,
     hangup_cause        VARCHAR(64)  NOT NULL DEFAULT '', -- why the call ended (ours, not the spec's)
     api_json            TEXT         NOT NULL,        -- the row as the API sends it, less "id" (see cpaas/cdr/writer.py)
-    media_deleted_at    TIMESTAMP                     -- when retention deleted its recordings (migration 0003)
+    media_deleted_at    TIMESTAMP,                    -- when retention deleted its recordings (migration 0003)
+    transfer_to         VARCHAR(24)  NOT NULL DEFAULT '', -- an IVR transfer's target, agent:<ext> | number:<digits> (0004)
+    transcript_status   VARCHAR(10)  NOT NULL DEFAULT 'off' -- off | pending | done | failed | deleted (0004)
 );
 
 -- @dialect common

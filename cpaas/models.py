@@ -87,6 +87,57 @@ class Campaign(BaseModel):
     tts_engine_type = pw.CharField(max_length=10)
     status = pw.SmallIntegerField()
     created_at = pw.DateTimeField()
+    calling_hours = pw.CharField(max_length=11, default="")
+    contact_local_time = pw.SmallIntegerField(default=0)
+    ivr_max_digits = pw.IntegerField(default=1)
+    ivr_timeout = pw.IntegerField(default=5)
+    ivr_digit_map = pw.TextField(default="{}")
+    announcement_audio = pw.CharField(max_length=200, default="")
+    state_reason_code = pw.CharField(max_length=32, default="")
+    state_reason = pw.CharField(max_length=200, default="")
+
+
+class CampaignContact(BaseModel):
+    """One contact's progress through one campaign."""
+
+    campaign_id = pw.CharField(max_length=12)
+    contact_id = pw.BigIntegerField()
+    number = pw.CharField(max_length=16)
+    state = pw.CharField(max_length=12)
+    attempts = pw.IntegerField()
+    next_at = pw.DateTimeField()
+    reason_code = pw.CharField(max_length=32)
+    updated_at = pw.DateTimeField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("campaign_id", "contact_id")
+
+
+class CampaignAttempt(BaseModel):
+    """One dial of one contact; ``id`` is its call request's id."""
+
+    id = pw.CharField(max_length=12, primary_key=True)
+    account_id = pw.CharField(max_length=12)
+    campaign_id = pw.CharField(max_length=12)
+    contact_id = pw.BigIntegerField()
+    attempt = pw.IntegerField()
+    number = pw.CharField(max_length=16)
+    status = pw.CharField(max_length=10)
+    dial_status = pw.CharField(max_length=16)
+    reason_code = pw.CharField(max_length=32)
+    created_at = pw.DateTimeField()
+    settled_at = pw.DateTimeField(null=True)
+
+
+class CampaignPlaceholder(BaseModel):
+    """How many contacts had no value for one announcement placeholder."""
+
+    campaign_id = pw.CharField(max_length=12)
+    field = pw.CharField(max_length=64)
+    missing = pw.BigIntegerField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("campaign_id", "field")
 
 
 class Callback(BaseModel):
@@ -162,7 +213,10 @@ class Cdr(BaseModel):
     hangup_cause = pw.CharField(max_length=64, default="")
     api_json = pw.TextField()
     media_deleted_at = pw.DateTimeField(null=True)   # when retention deleted its recordings
+    transfer_to = pw.CharField(max_length=24, default="")
+    transcript_status = pw.CharField(max_length=10, default="off")
 
 
 ALL_MODELS = [Account, AnnounceTemplate, ContactList, Contact, DndList, DndContact,
-              Campaign, Callback, CallRequest, CdrStats, Cdr]
+              Campaign, CampaignContact, CampaignAttempt, CampaignPlaceholder, Callback,
+              CallRequest, CdrStats, Cdr]

@@ -62,6 +62,8 @@ class CdrRecord:
     recording_name: str = ""
     is_dnd: int = 0
     hangup_cause: str = ""
+    transfer_to: str = ""
+    transcript_status: str = "off"
 
 
 def _bump(account_id: str, campaign_id: str, dial_status: str) -> None:
@@ -89,6 +91,8 @@ API_KEYS: tuple[tuple[str, str], ...] = (
     ("hangup_cause", "hangup_cause"), ("is_dnd", "is_dnd"), ("list_id", "list_id"),
     ("recording_name", "recording_name"), ("request_id", "request_id"),
     ("uniqueid", "uniqueid"),
+    # later additions go last: migrations append them to rows rendered before them
+    ("transfer_to", "transfer_to"), ("transcript_status", "transcript_status"),
 )
 #: Sent as ``Tue, 11 Jul 2023 09:00:00 GMT`` (the epoch when there is none).
 DATE_COLUMNS = frozenset({"answer_at", "call_date", "end_at"})
