@@ -73,6 +73,25 @@ def test_the_wire_keeps_the_shape_readers_of_the_stream_know():
     assert hangup.data["dial_status"] == "ANSWER" and hangup.data["role"] == "customer"
 
 
+def _ivr_ended(**kw) -> PlanEnded:
+    return PlanEnded(**IDS, cause="normal", dtmf="9", legs={
+        "contact": _outcome("contact", dial_status="ANSWER"),
+        "transfer_target": _outcome("transfer_target", dial_status="ANSWER")}, **kw)
+
+
+@pytest.mark.xfail(strict=True, reason="PlanEnded has no IVR result yet")
+@pytest.mark.parametrize("result,route", [("transferred", "number:919900000001"),
+                                          ("transfer_failed", "agent:102"),
+                                          ("no_input", ""), ("invalid", "")])
+def test_the_ivr_result_and_transfer_target_travel_with_the_end(result, route):
+    event = _ivr_ended(ivr_result=result, transfer_to=route)
+    fields = encode(event)
+    back = decode(fields)
+    assert back == event and (back.ivr_result, back.transfer_to) == (result, route)
+    env = EngineEvent.from_fields(fields)
+    assert (env.data["ivr_result"], env.data["transfer_to"]) == (result, route)
+
+
 def test_keys_a_later_version_adds_are_ignored():
     env = json.loads(encode(ALL[5])["event"])
     env["origin"] = "freeswitch-2"
