@@ -16,7 +16,9 @@ Execution semantics shared by every engine:
 * with ``end_on_hangup`` (the default) a hangup of any answered leg ends the plan,
   hanging up the others (click2call: "either side hanging up ends both");
 * after the last verb the plan stays up while any leg is live (bridged legs talk
-  until someone hangs up) unless the last verb is ``Hangup``.
+  until someone hangs up) unless the last verb is ``Hangup``;
+* a ``Gather`` remembers the digits it collected on its leg; a later ``Branch`` on that
+  leg acts on them (see :class:`Branch`) and its result travels in ``plan.ended``.
 """
 from __future__ import annotations
 
@@ -31,11 +33,21 @@ from typing import Any, Literal, Union
 Role = Literal["agent", "customer", "contact", "transfer_target"]
 #: The kinds of call the platform places (also the live-call statistics buckets).
 Kind = Literal["c2c", "otp", "campaign", "callback"]
+ROLES = frozenset({"agent", "customer", "contact", "transfer_target"})
+#: What a :class:`Branch` did, reported as ``PlanEnded.ivr_result`` ("" when none ran).
+IvrResult = Literal["transferred", "no_input", "invalid", "transfer_failed"]
+IVR_RESULTS: frozenset[str] = frozenset({"transferred", "no_input", "invalid", "transfer_failed"})
 
 NUMBER_RE = re.compile(r"^[0-9]{8,15}$")
 EXTENSION_RE = re.compile(r"^[0-9]{2,6}$")
 #: Every string a plan carries into an engine command must match this (GUIDE §6).
 SAFE_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.@+:/-]{1,200}$")
+#: The digits a Branch route is chosen by (what a Gather can collect).
+ROUTE_DIGITS_RE = re.compile(r"^[0-9*#]{1,16}$")
+#: A Branch route: an agent extension or a PSTN number, as Dial's targets.
+ROUTE_RE = re.compile(r"^(agent:[0-9]{2,6}|number:[0-9]{8,15})$")
+#: Longest ring a plan may ask for (seconds).
+MAX_RING_TIMEOUT = 300
 
 
 def check_media_name(name: str) -> str:
@@ -139,8 +151,56 @@ class Hangup:
     leg: Role | None = None
 
 
-Verb = Union[Dial, Bridge, Play, Say, Gather, Record, Hangup]
-VERBS: dict[str, type] = {cls.__name__: cls for cls in (Dial, Bridge, Play, Say, Gather, Record, Hangup)}
+@dataclass(frozen=True)
+class Branch:
+    """Act on the digits the preceding Gather on ``leg`` collected: transfer ``leg`` to the
+    route its digits name (dial it, then bridge), or end the plan.
+
+    No digits: result ``no_input``; digits no route names: ``invalid``; either way the
+    plan hangs up. Otherwise the route's target is dialed as ``transfer_target`` (an
+    ``agent`` through the agent URI template, a ``number`` through the trunk) with
+    ``caller_id`` and ``ring_timeout``; when it answers it is bridged with ``leg``
+    (``transferred``) and the plan lasts until either hangs up; when it does not, or
+    ``leg`` hangs up while it rings, ``transfer_failed`` and the plan hangs up. The plan
+    needs ``max_legs`` of at least 2.
+    """
+
+    leg: Role
+    routes: dict[str, str]     # digits ("0", "12", "*") -> "agent:<2-6 digits>" | "number:<8-15 digits>"
+    caller_id: str             # for the transfer leg (validated digits)
+    ring_timeout: int = 30
+
+    def miss(self, digits: str) -> IvrResult | None:
+        """Why the plan ends without a transfer on ``digits``; None when a route takes them."""
+        if not digits:
+            return "no_input"
+        return None if digits in self.routes else "invalid"
+
+    def target(self, digits: str) -> tuple[Literal["agent", "number"], str]:
+        """The kind (as :attr:`Dial.target`) and number of the route ``digits`` name."""
+        kind, _, number = self.routes[digits].partition(":")
+        return ("agent" if kind == "agent" else "number"), number
+
+    def check(self) -> None:
+        """``ValueError`` unless every field is a strict token an engine may use."""
+        if self.leg not in ROLES:
+            raise ValueError(f"unknown leg {self.leg!r}")
+        if not isinstance(self.caller_id, str) or not NUMBER_RE.fullmatch(self.caller_id):
+            raise ValueError("branch caller ids must be validated digits")
+        if type(self.ring_timeout) is not int or not 1 <= self.ring_timeout <= MAX_RING_TIMEOUT:
+            raise ValueError(f"branch ring_timeout must be 1..{MAX_RING_TIMEOUT} seconds")
+        if not isinstance(self.routes, dict):
+            raise ValueError("branch routes must map digits to routes")
+        for digits, route in self.routes.items():
+            if not isinstance(digits, str) or not ROUTE_DIGITS_RE.fullmatch(digits):
+                raise ValueError(f"branch digits {digits!r} must be 1-16 of 0-9 * #")
+            if not isinstance(route, str) or not ROUTE_RE.fullmatch(route):
+                raise ValueError(f"branch route {route!r} must be agent:<ext> or number:<digits>")
+
+
+Verb = Union[Dial, Bridge, Play, Say, Gather, Record, Hangup, Branch]
+VERBS: dict[str, type] = {cls.__name__: cls
+                          for cls in (Dial, Bridge, Play, Say, Gather, Record, Hangup, Branch)}
 
 
 @dataclass
@@ -176,6 +236,10 @@ class Plan:
             elif isinstance(verb, Record):
                 if not SAFE_TOKEN_RE.fullmatch(verb.key) or ".." in verb.key:
                     raise ValueError(f"unsafe path {verb.key!r}")
+            elif isinstance(verb, Branch):
+                verb.check()
+                if self.max_legs < 2:
+                    raise ValueError("a plan with a Branch needs max_legs >= 2 for its transfer")
         for name in self.ephemeral_files:
             check_media_name(name)
 

@@ -47,7 +47,6 @@ def _ivr(routes: dict | None = None, max_legs: int = 2, **branch) -> Plan:
                         "caller_id": CALLER, **branch})], max_legs=max_legs)
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 def test_a_branch_plan_round_trips_through_json():
     plan = _ivr(ring_timeout=20)
     plan.validate()
@@ -58,7 +57,6 @@ def test_a_branch_plan_round_trips_through_json():
     _ivr({}).validate()   # no route: every input ends the call as invalid
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 def test_a_branch_names_its_targets_and_misses():
     branch = _ivr().verbs[-1]
     assert branch.target("0") == ("agent", "102")
@@ -67,7 +65,6 @@ def test_a_branch_names_its_targets_and_misses():
     assert branch.miss("7") == "invalid" and branch.miss("1") == "invalid"
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 @pytest.mark.parametrize("routes", [
     {"0": "agent:1"}, {"0": "agent:1234567"}, {"0": "number:1234567"},
     {"0": "number:1234567890123456"}, {"0": "sip:102"}, {"0": "agent:102;drop"},
@@ -80,7 +77,6 @@ def test_a_branch_carries_only_strict_tokens(routes):
         _ivr(routes).validate()
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 @pytest.mark.parametrize("branch", [
     {"caller_id": "1555 123"}, {"caller_id": "+15551230000"}, {"leg": "contact;x"},
     {"leg": "boss"}, {"ring_timeout": 0}, {"ring_timeout": "30"}, {"ring_timeout": True},
@@ -91,7 +87,6 @@ def test_a_branch_checks_its_leg_caller_id_and_ring_timeout(branch):
         _ivr(**branch).validate()
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 def test_a_branch_needs_a_call_slot_for_its_transfer():
     with pytest.raises(ValueError, match="max_legs"):
         _ivr(max_legs=1).validate()
