@@ -34,6 +34,8 @@ class EndedPlan:
     recordings: list[RecordingFiles]
     cause: str
     tmpdir: str | None   # the engine's local folder for this plan's files, removed at the end
+    ivr_result: str = ""   # what the plan's Branch did (PlanEnded.ivr_result)
+    transfer_to: str = ""  # the route it dialed
 
 
 def finish(publisher: Publisher, done: EndedPlan, media_dir: Path) -> None:
@@ -52,6 +54,7 @@ def finish(publisher: Publisher, done: EndedPlan, media_dir: Path) -> None:
     ephemeral.release(publisher.r, plan.plan_id, plan.ephemeral_files, media_dir)
     publisher.publish(PlanEnded(plan_id=plan.plan_id, account_id=plan.account_id,
                                 legs=done.legs, dtmf=done.dtmf, recordings=tuple(stored),
-                                cause=done.cause))
+                                cause=done.cause, ivr_result=done.ivr_result,
+                                transfer_to=done.transfer_to))
     if done.tmpdir:
         shutil.rmtree(done.tmpdir, ignore_errors=True)

@@ -196,7 +196,10 @@ class PlanEnded(_Event):
 
     ``legs`` is empty for a plan that never dialed (not queued, not placed, swept,
     refused); ``cause`` says why the plan ended (``normal``, ``dial_failed``,
-    ``engine_worker_died``, ``swept: <why>``, …).
+    ``engine_worker_died``, ``swept: <why>``, …). ``ivr_result`` is what the plan's
+    ``Branch`` did (:data:`cpaas.telephony.plans.IvrResult`; "" when none ran) and
+    ``transfer_to`` the route it dialed (``agent:102``, ``number:…``; "" when none);
+    both are optional on the wire, so an entry written without them reads as "".
     """
 
     TYPE: ClassVar[str] = "plan.ended"
@@ -204,10 +207,13 @@ class PlanEnded(_Event):
     legs: Mapping[str, LegOutcome] = field(default_factory=dict)
     dtmf: str = ""
     recordings: tuple[str, ...] = ()
+    ivr_result: str = ""
+    transfer_to: str = ""
 
     def _data(self) -> dict[str, Any]:
         return {"legs": {role: asdict(o) for role, o in self.legs.items()}, "dtmf": self.dtmf,
-                "recordings": list(self.recordings), "cause": self.cause}
+                "recordings": list(self.recordings), "cause": self.cause,
+                "ivr_result": self.ivr_result, "transfer_to": self.transfer_to}
 
 
 Event = Union[LegRinging, LegAnswered, LegDtmf, LegHangup, RecordingStored, PlanEnded]
@@ -226,7 +232,9 @@ def parse(env: EngineEvent) -> Event | None:
             return PlanEnded(**ids, cause=str(data.get("cause", "")), dtmf=str(data.get("dtmf", "")),
                              legs={role: LegOutcome.from_dict(role, leg)
                                    for role, leg in (data.get("legs") or {}).items()},
-                             recordings=tuple(data.get("recordings") or ()))
+                             recordings=tuple(data.get("recordings") or ()),
+                             ivr_result=str(data.get("ivr_result") or ""),
+                             transfer_to=str(data.get("transfer_to") or ""))
         if env.type == "leg.hangup":
             return LegHangup(**ids, outcome=LegOutcome.from_dict(env.leg or "", data))
         cls = TYPES[env.type]   # a type that is no string fails here

@@ -60,12 +60,15 @@ def test_an_entry_written_before_the_contract_is_read():
     leg = event.legs["customer"]
     assert (leg.dial_status, leg.sip_code, leg.ended_at, leg.hangup_cause) == (
         "BUSY", 486, 1700000003.0, None)
+    # Nor an IVR result: it reads as "no Branch ran".
+    assert (event.ivr_result, event.transfer_to) == ("", "")
 
 
 def test_the_wire_keeps_the_shape_readers_of_the_stream_know():
     env = EngineEvent.from_fields(encode(ALL[5]))
     assert (env.type, env.leg, env.channel) == ("plan.ended", None, None)
-    assert set(env.data) == {"legs", "dtmf", "recordings", "cause"}
+    assert set(env.data) == {"legs", "dtmf", "recordings", "cause", "ivr_result", "transfer_to"}
+    assert (env.data["ivr_result"], env.data["transfer_to"]) == ("", "")
     assert env.data["legs"]["customer"]["dial_status"] == "BUSY"
     assert env.data["recordings"] == ["acct/recordings/57362de4f0.wav"]
     hangup = EngineEvent.from_fields(encode(ALL[3]))
@@ -79,7 +82,6 @@ def _ivr_ended(**kw) -> PlanEnded:
         "transfer_target": _outcome("transfer_target", dial_status="ANSWER")}, **kw)
 
 
-@pytest.mark.xfail(strict=True, reason="PlanEnded has no IVR result yet")
 @pytest.mark.parametrize("result,route", [("transferred", "number:919900000001"),
                                           ("transfer_failed", "agent:102"),
                                           ("no_input", ""), ("invalid", "")])
