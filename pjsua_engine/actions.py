@@ -71,9 +71,11 @@ class LegActions:
         else:
             self._spawn(self._attended_transfer(leg, peer, target))
 
-    def _ring(self, target: Leg, *others: Leg) -> Wait:
+    def _ring(self, target: Leg, *others: Leg, timeout: float | None = None) -> Wait:
+        """Until ``target`` answers or ends, one of ``others`` ends, or ``timeout`` (the
+        platform's ring timeout by default) passes."""
         return Wait(lambda: target.answered or target.ended or any(o.ended for o in others),
-                    time.monotonic() + self.ctx.settings.ring_timeout)
+                    time.monotonic() + (timeout or self.ctx.settings.ring_timeout))
 
     def _give_up_ringing(self, target: Leg) -> None:
         if target.live and not target.answered:

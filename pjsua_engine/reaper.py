@@ -59,7 +59,9 @@ def reap(r: redis.Redis, worker_id: str, cause: str = CAUSE, *, media_dir: Path)
             closed_channels.add(outcome.channel)
             legs[role] = outcome
         publish(r, PlanEnded(plan_id=plan_id, account_id=account_id, legs=legs,
-                             dtmf=state.get("dtmf", ""), cause=cause))
+                             dtmf=state.get("dtmf", ""), cause=cause,
+                             ivr_result=state.get("ivr_result", ""),
+                             transfer_to=state.get("transfer_to", "")))
         ephemeral.release(r, plan_id, plan.get("ephemeral_files", []), media_dir)
         plans += 1
         log.warning("reaped plan", extra={"plan_id": plan_id, "worker": worker_id, "cause": cause})

@@ -23,10 +23,12 @@ class Reporter(Publisher):
         """The worker this reporter writes for (its owner in the live registry)."""
         return self.owner
 
-    def snapshot(self, plan: Plan, legs: dict[str, LegOutcome], dtmf: str) -> None:
+    def snapshot(self, plan: Plan, legs: dict[str, LegOutcome], dtmf: str,
+                 ivr_result: str = "", transfer_to: str = "") -> None:
         """Record where a plan stands, for :func:`pjsua_engine.reaper.reap`."""
         state = json.dumps({"plan": json.loads(plan.to_json()),
-                            "legs": {role: asdict(o) for role, o in legs.items()}, "dtmf": dtmf})
+                            "legs": {role: asdict(o) for role, o in legs.items()}, "dtmf": dtmf,
+                            "ivr_result": ivr_result, "transfer_to": transfer_to})
         key, plan_id = keys.worker_plans(self.worker_id), plan.plan_id
         self.write("snapshot", lambda: self.r.hset(key, plan_id, state))
 

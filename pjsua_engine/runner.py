@@ -22,7 +22,8 @@ import pjsua2 as pj
 from cpaas.telephony.ending import EndedPlan
 from cpaas.telephony.events import LegAnswered, LegDtmf, LegHangup, LegRinging
 from cpaas.telephony.outcomes import LegEnd, dial_status
-from cpaas.telephony.plans import Bridge, Dial, Gather, Hangup, Play, Plan, Record, media_path
+from cpaas.telephony.plans import (Branch, Bridge, Dial, Gather, Hangup, Play, Plan, Record,
+                                   media_path)
 from cpaas.telephony.recordings import RecordingFiles
 from pjsua_engine.actions import LegActions
 from pjsua_engine.links import RECORDER, AudioLinks
@@ -51,6 +52,9 @@ class PlanRunner(LegActions):
         self.audio = AudioLinks()
         self.recordings: list[RecordingFiles] = []
         self.dtmf: list[str] = []
+        self.gathered: dict[str, str] = {}   # role -> digits its last Gather collected
+        self.ivr_result = ""                 # what a Branch did (PlanEnded.ivr_result)
+        self.transfer_to = ""                # the route it dialed
         self.tasks: list[Running] = []
         self.ending = False
         self.ending_since = 0.0
@@ -135,7 +139,7 @@ class PlanRunner(LegActions):
         self.ctx.finish(EndedPlan(
             plan=self.plan, legs={role: leg.outcome for role, leg in self.legs.items()},
             dtmf="".join(self.dtmf), recordings=list(self.recordings), cause=self.cause,
-            tmpdir=self._tmpdir))
+            tmpdir=self._tmpdir, ivr_result=self.ivr_result, transfer_to=self.transfer_to))
         log.info("plan finished", extra={"plan_id": self.plan.plan_id, "cause": self.cause})
 
     # ------------------------------------------------------------ SIP notices
@@ -286,6 +290,7 @@ class PlanRunner(LegActions):
                    time.monotonic() + verb.timeout)
         got = leg.digits[:verb.max_digits]
         del leg.digits[:verb.max_digits]
+        self.gathered[leg.role] = "".join(got)   # for a Branch that follows
         log.info("gathered", extra={"plan_id": self.plan.plan_id, "leg": leg.role,
                                      "digits": len(got)})
         return True
@@ -310,9 +315,44 @@ class PlanRunner(LegActions):
             yield Wait(lambda: leg.ended)
         return True
 
+    def _branch(self, verb: Branch) -> Task:
+        leg = self._answered(verb.leg)
+        if leg is None:
+            return True     # it hung up: that is ending the plan
+        digits = self.gathered.pop(leg.role, "")
+        miss = verb.miss(digits)
+        if miss is not None:
+            self._ivr_end(miss, "normal")
+            return False
+        kind, number = verb.target(digits)
+        self.transfer_to = verb.routes[digits]
+        # Until the target is bridged the transfer has failed: a contact who hangs up
+        # while it rings ends the plan (and this task) with that result standing.
+        self.ivr_result = "transfer_failed"
+        if sum(1 for other in self.all_legs if other.live) >= self.slots:
+            log.error("branch transfer past max_legs", extra={"plan_id": self.plan.plan_id})
+            self.end("error")
+            return False
+        target = self._place("transfer_target", number, verb.caller_id, kind)
+        yield self._ring(target, leg, timeout=verb.ring_timeout)
+        if not (target.answered and target.live and leg.live):
+            self._give_up_ringing(target)
+            self._ivr_end("transfer_failed", "transfer_failed")
+            return False
+        self._bridge(leg, target)
+        self.ivr_result = "transferred"
+        self._snapshot()
+        log.info("ivr transferred", extra={"plan_id": self.plan.plan_id, "target_kind": kind})
+        return True
+
+    def _ivr_end(self, result: str, cause: str) -> None:
+        self.ivr_result = result
+        log.info("ivr ended", extra={"plan_id": self.plan.plan_id, "ivr_result": result})
+        self.end(cause)
+
     _VERBS: dict[type, Callable[..., Any]] = {
         Dial: _dial, Bridge: _bridge_verb, Play: _play, Gather: _gather,
-        Record: _record_verb, Hangup: _hangup_verb,
+        Record: _record_verb, Hangup: _hangup_verb, Branch: _branch,
     }
 
     # ---------------------------------------------------------------- helpers
@@ -394,4 +434,4 @@ class PlanRunner(LegActions):
 
     def _snapshot(self) -> None:
         self.ctx.reporter.snapshot(self.plan, {r: leg.outcome for r, leg in self.legs.items()},
-                                   "".join(self.dtmf))
+                                   "".join(self.dtmf), self.ivr_result, self.transfer_to)

@@ -75,7 +75,6 @@ def invites(carrier: sandbox_carrier.CarrierProcess, dialed: str) -> int:
     return sandbox_carrier.count_invites(carrier.log_dir, dialed)
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 def test_a_digit_in_the_routes_transfers_the_contact(engine: EmbeddedEngine, events: EventLog,
                                                      engine_redis: redis.Redis, carrier,
                                                      prompt: str) -> None:
@@ -106,7 +105,6 @@ def test_a_digit_in_the_routes_transfers_the_contact(engine: EmbeddedEngine, eve
     assert invites(carrier, contact) == 1 and invites(carrier, target) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 def test_an_agent_route_dials_the_agent_uri(engine: EmbeddedEngine, events: EventLog,
                                             carrier, far_end, prompt: str) -> None:
     agents = far_end("answer", where="agent")
@@ -121,7 +119,6 @@ def test_an_agent_route_dials_the_agent_uri(engine: EmbeddedEngine, events: Even
     assert agents.invites("4102") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 def test_a_digit_no_route_names_hangs_up_as_invalid(engine: EmbeddedEngine, events: EventLog,
                                                     carrier, prompt: str) -> None:
     contact, target = number("558"), number("103")
@@ -136,7 +133,6 @@ def test_a_digit_no_route_names_hangs_up_as_invalid(engine: EmbeddedEngine, even
     assert invites(carrier, target) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 def test_no_digit_before_the_timeout_hangs_up_as_no_input(engine: EmbeddedEngine,
                                                           events: EventLog, carrier,
                                                           prompt: str) -> None:
@@ -154,7 +150,6 @@ def test_no_digit_before_the_timeout_hangs_up_as_no_input(engine: EmbeddedEngine
     assert invites(carrier, target) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 def test_a_busy_target_fails_the_transfer(engine: EmbeddedEngine, events: EventLog, carrier,
                                           prompt: str) -> None:
     busy = number("486")
@@ -171,7 +166,6 @@ def test_a_busy_target_fails_the_transfer(engine: EmbeddedEngine, events: EventL
     assert invites(carrier, busy) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 def test_a_target_ringing_past_the_branch_timeout_fails_the_transfer(
         engine: EmbeddedEngine, events: EventLog, carrier, prompt: str) -> None:
     ringing = number("480")
@@ -185,7 +179,6 @@ def test_a_target_ringing_past_the_branch_timeout_fails_the_transfer(
     assert target["ended_at"] - target["started_at"] >= 2
 
 
-@pytest.mark.xfail(strict=True, reason="Branch verb not built yet")
 def test_the_contact_leaving_while_the_target_rings_fails_the_transfer(
         engine: EmbeddedEngine, events: EventLog, carrier, prompt: str) -> None:
     ringing = number("480")
