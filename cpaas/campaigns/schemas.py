@@ -1,10 +1,12 @@
 """Request bodies of the campaign manager endpoints."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
+from cpaas.campaigns import hours
 from cpaas.cdr.schemas import MAX_PAGE
 from cpaas.validation import (ENGINE_TYPES, PITCHES, RATES, VOLUMES, Choice, IntChoice, IntLike,
                               LocalDateTime, Phone, PrefixedId, RetryStatuses, StrictSchema, Text,
@@ -152,6 +154,47 @@ class VoiceParamsMixin(StrictSchema):
             raise ValidationError(str(err), "tts_engine_type") from None
 
 
+#: The keys a caller may press (DTMF) and what a digit map entry may name.
+IVR_KEYS_RE = re.compile(r"[0-9*#]{1,20}")
+IVR_TARGET_RE = re.compile(r"(?:agent:[0-9]{2,6}|number:\+?[0-9]{8,15})")
+MAX_IVR_MAP_ENTRIES = 12
+
+
+class CallingHours(fields.String):
+    """``calling_hours``: one daily range ``HH:MM-HH:MM``, start before end; blank means
+    no restriction. Returns the range without surrounding spaces, or ""."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text:
+            return ""
+        try:
+            return str(hours.parse_hours(text))
+        except ValueError as err:
+            raise ValidationError(str(err)) from None
+
+
+class IvrDigitMap(fields.Field):
+    """``ivr_digit_map``: keys pressed (1-20 of 0-9 * #) to ``agent:<extension>`` or
+    ``number:<number>`` (stored without its ``+``), at most 12 entries."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise ValidationError("must be an object of keys pressed to agent:<extension> or "
+                                  "number:<number>")
+        if len(value) > MAX_IVR_MAP_ENTRIES:
+            raise ValidationError(f"at most {MAX_IVR_MAP_ENTRIES} entries")
+        out: dict[str, str] = {}
+        for keys, target in value.items():
+            if not isinstance(keys, str) or not IVR_KEYS_RE.fullmatch(keys):
+                raise ValidationError(f"key {str(keys)[:20]!r} must be 1-20 of the keys 0-9 * #")
+            if not isinstance(target, str) or not IVR_TARGET_RE.fullmatch(target):
+                raise ValidationError(f"{keys!r} must map to agent:<2-6 digit extension> or "
+                                      "number:<8-15 digits>")
+            out[keys] = target.replace("number:+", "number:", 1)
+        return out
+
+
 class CreateCampaignSchema(VoiceParamsMixin):
     list_id = PrefixedId("LS", required=True)
     dnd_list_id = OptionalDndListId("DN", load_default=None)
@@ -171,6 +214,27 @@ class CreateCampaignSchema(VoiceParamsMixin):
     retry_time = IntLike(minimum=1, maximum=86400, load_default=60)
     retry_on_statuses = RetryStatuses(load_default=lambda: ["NOANSWER", "BUSY"])
     calls_per_minute = IntLike(minimum=1, maximum=6000, load_default=10)
+    calling_hours = CallingHours(load_default="", allow_none=True)
+    contact_local_time = IntChoice(("0", "1"), load_default=0)
+    ivr_max_digits = IntLike(minimum=1, maximum=20, load_default=1)
+    ivr_timeout = IntLike(minimum=1, maximum=60, load_default=5)
+    ivr_digit_map = IvrDigitMap(load_default=dict, allow_none=True)
+
+    @validates_schema
+    def _hours_and_ivr(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """contact_local_time moves calling_hours into each contact's zones, so it needs
+        them; a digit map belongs to an IVR campaign and fits ivr_max_digits."""
+        if data.get("contact_local_time") == 1 and not data.get("calling_hours"):
+            raise ValidationError("1 needs calling_hours (the hours it applies in each "
+                                  "contact's own time zone)", "contact_local_time")
+        digit_map = data.get("ivr_digit_map") or {}
+        if digit_map and data.get("campaign_type") == 0:
+            raise ValidationError("only for campaign_type 1 (IVR)", "ivr_digit_map")
+        most = data.get("ivr_max_digits", 1)
+        longer = [keys for keys in digit_map if len(keys) > most]
+        if longer:
+            raise ValidationError(f"key {longer[0]!r} is longer than ivr_max_digits ({most})",
+                                  "ivr_digit_map")
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -194,6 +258,8 @@ class CreateCampaignSchema(VoiceParamsMixin):
         zone = data["time_zone"]
         data["start_at"] = to_utc(data.pop("campaign_start_date"), zone)
         data["end_at"] = to_utc(data.pop("campaign_end_date"), zone)
+        data["calling_hours"] = data.get("calling_hours") or ""
+        data["ivr_digit_map"] = data.get("ivr_digit_map") or {}
         return data
 
 
