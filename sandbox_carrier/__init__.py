@@ -9,7 +9,9 @@ number (the Request-URI user part):
 ``480``  180 Ringing and never answered; a CANCEL gets 200 and 487
 ``503``  503 Service Unavailable
 ``404``  404 Not Found
+``603``  603 Decline (the callee declined: ``CHANUNAVAIL``, never retried)
 ``55d``  answered; ``d`` is sent as SIP INFO DTMF 3 s after the answer
+         (``dtmf_delay`` / ``CPAAS_SANDBOX_DTMF_DELAY``)
 ``700``  answered; a PCMA recording is played instead of an echo
 other    answered, the caller's audio is echoed, BYE after the hold time
 ======== ===============================================================

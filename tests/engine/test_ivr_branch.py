@@ -195,7 +195,6 @@ def test_the_contact_leaving_while_the_target_rings_fails_the_transfer(
     assert ended.data["legs"]["transfer_target"]["dial_status"] == "CANCEL"
 
 
-@pytest.mark.xfail(strict=True, reason="the carrier has no 603 number yet")
 def test_a_603_number_declines(engine: EmbeddedEngine, events: EventLog, carrier) -> None:
     contact = number("603")
     plan = Plan(new_id(), ACCOUNT, "campaign", [Dial("contact", contact, CALLER, 10)])

@@ -99,3 +99,15 @@ def test_declined_by_the_callee():
     assert not declined(_outcome(cause="USER_BUSY")) and not declined(_outcome())
     # FreeSWITCH gives 403 the same cause; its SIP code says it was no decline.
     assert not declined(_outcome(403, "CALL_REJECTED"))
+
+
+@pytest.mark.parametrize("code,status", [(603, "CHANUNAVAIL"), (600, "BUSY")])
+def test_a_declined_leg_keeps_its_status_and_is_never_retried(code, status):
+    """The sandbox carrier's ...603 (and a 600): the status is the table's, and
+    ``declined`` is what keeps the dialer from retrying it, even when the status (600's
+    BUSY) is one of ``retry_on_statuses``."""
+    end = LegEnd(sip_code=code)
+    outcome = _outcome(sip_code=code)
+    outcome.dial_status = dial_status(end)
+    assert outcome.dial_status == status and call_status_for(status) == status
+    assert declined(outcome)
