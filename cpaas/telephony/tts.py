@@ -28,13 +28,14 @@ import re
 import subprocess
 import time
 import wave
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol, runtime_checkable
 from xml.sax.saxutils import escape, quoteattr
 
-from cpaas.telephony import audio, espeak
-from cpaas.telephony.voices import LANGUAGE_CODES, espeak_voice, lookup
+from cpaas.telephony import audio, espeak, neural
+from cpaas.telephony.voices import LANGUAGE_CODES, espeak_voice, lookup, speaking_language
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ VOLUME_PEAK_DB = {"x-soft": -17.0, "soft": -10.0, "medium": -6.0, "loud": -3.0, 
 ESPEAK_AMPLITUDE = 50
 SUBPROCESS_TIMEOUT = 30
 
-CACHE_VERSION = 2  # bump when rendering changes, so stale cached audio is not reused
+CACHE_VERSION = 3  # bump when rendering changes, so stale cached audio is not reused
 _INVALID_XML_RE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -180,17 +181,56 @@ class EspeakBackend:
     def _finish(pcm: bytes, rate: int, prosody: Prosody, tmp: Path) -> None:
         """Resample espeak's PCM (on stdin; never on disk) to telephone format and set its level."""
         source = ["-t", "raw", "-r", str(rate), "-e", "signed-integer", "-b", "16", "-c", "1", "-"]
-        if prosody.volume == "silent":
-            _run([audio.SOX, "-D", *source, *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp)], pcm)
-            # espeak already renders silent text as zeros; this makes it exact for any SSML.
-            audio.silence(audio.duration(tmp), tmp)
+        to_telephone(source, pcm, prosody, tmp)
+
+
+def to_telephone(source: list[str], samples: bytes, prosody: Prosody, tmp: Path,
+                 effects: tuple[str, ...] = ()) -> None:
+    """Raw ``samples`` (sox input options ``source``; stdin, never on disk) as a telephone WAV
+    at ``prosody``'s volume, after the sox ``effects`` (applied at the source rate)."""
+    if prosody.volume == "silent":
+        _run([audio.SOX, "-D", *source, *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp)], samples)
+        # The engines render silent text as near-zeros; this makes it exact for any input.
+        audio.silence(audio.duration(tmp), tmp)
+        return
+    # One sox run: effects, resample, then peak-normalise the telephone-rate signal (so
+    # the resampler cannot push a peak past the target). A process per step cost
+    # more than the work: this is on every OTP call's path.
+    _run([audio.SOX, "-D", *source, *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp), *effects,
+          "rate", str(audio.TELEPHONE_RATE), "channels", "1",
+          "gain", "-n", f"{VOLUME_PEAK_DB[prosody.volume]:g}"], samples)
+
+
+class NeuralBackend:
+    """An offline neural voice (:mod:`cpaas.telephony.neural`) for ``tts_engine_type: neural``.
+
+    The engines read plain text: the SSML's text (escaped by :func:`ssml_for`, so
+    parsing it back gives the user's words) is spoken, its prosody applied here:
+    ``rate`` as the engine's speed, ``pitch`` (a sox pitch shift, length kept) and
+    ``volume`` (peak level, as the espeak backend sets it) on the audio.
+    """
+
+    def __init__(self, voice: str) -> None:
+        self.voice = voice
+        self.name = f"neural:{voice}"
+
+    def synthesize(self, ssml: str, prosody: Prosody, dst: Path) -> None:
+        """Speak the text of ``ssml`` with the neural voice into the telephone WAV ``dst``."""
+        text = "".join(ET.fromstring(ssml).itertext()).strip()
+        try:
+            samples, rate = neural.speak(self.voice, text, neural.RATE_SPEED[prosody.rate])
+        except neural.NeuralUnavailable as exc:
+            # Installed but would not load (a damaged model): speak anyway, and say so.
+            _log_fallback(prosody, str(exc))
+            EspeakBackend().synthesize(ssml_for(text, prosody, polly=False), prosody, dst)
             return
-        # One sox run: resample first, then peak-normalise the telephone-rate signal (so
-        # the resampler cannot push a peak past the target). A process per step cost
-        # more than the work: this is on every OTP call's path.
-        _run([audio.SOX, "-D", *source, *audio.TELEPHONE_FORMAT, audio.sox_arg(tmp),
-              "rate", str(audio.TELEPHONE_RATE), "channels", "1",
-              "gain", "-n", f"{VOLUME_PEAK_DB[prosody.volume]:g}"], pcm)
+        if not len(samples):
+            raise TTSError(f"{self.voice} produced no audio")
+        source = ["-t", "raw", "-r", str(rate), "-e", "floating-point", "-b", "32", "-c", "1", "-"]
+        cents = neural.PITCH_CENTS[prosody.pitch]
+        effects = ("pitch", str(cents)) if cents else ()
+        pcm = samples.astype("<f4").tobytes()
+        audio.replace_atomically(dst, lambda tmp: to_telephone(source, pcm, prosody, tmp, effects))
 
 
 class PollyBackend:
@@ -270,18 +310,19 @@ def get_backend(name: str) -> TTSBackend:
     raise ValueError(f"unknown TTS backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def ssml_for(text: str, prosody: Prosody) -> str:
+def ssml_for(text: str, prosody: Prosody, polly: bool = True) -> str:
     """``text`` as SSML spoken with ``prosody``; the text is escaped, never markup.
 
     Characters XML cannot carry (control characters) are dropped. ``pitch`` is left
-    out for the neural engine, which rejects it (Polly raises InvalidSsmlException).
+    out for Polly's neural engine, which rejects it (Polly raises
+    InvalidSsmlException); ``polly=False`` keeps it (espeak-ng honours it).
     """
     prosody.validate()  # attribute values below must come from the allowed lists
     if len(text) > MAX_TEXT_CHARS:
         raise ValueError(f"text longer than {MAX_TEXT_CHARS} characters")
     body = escape(_INVALID_XML_RE.sub("", text))
     attrs = {"rate": prosody.rate, "pitch": prosody.pitch, "volume": prosody.volume}
-    if prosody.engine_type == "neural":
+    if polly and prosody.engine_type == "neural":
         del attrs["pitch"]
     rendered = " ".join(f"{key}={quoteattr(value)}" for key, value in attrs.items())
     return f"<speak><prosody {rendered}>{body}</prosody></speak>"
@@ -301,16 +342,58 @@ def _default(backend: TTSBackend | None) -> TTSBackend:
     return backend if backend is not None else get_backend(DEFAULT_BACKEND)
 
 
+def _neural_choice(prosody: Prosody) -> neural.Choice:
+    voice = lookup(prosody.voice)
+    return neural.choose(voice.gender, speaking_language(voice, prosody.language_code))
+
+
+def _log_fallback(prosody: Prosody, reason: str, **extra: str) -> None:
+    """Say, never silently, that a neural request is spoken by the standard engine."""
+    log.warning("neural voice not available: the standard engine speaks", extra={
+        "voice": prosody.voice, "gender": lookup(prosody.voice).gender,
+        "language_code": prosody.language_code, "reason": reason,
+        "tts_engine_used": "standard", **extra})
+
+
+def resolve(backend: TTSBackend, prosody: Prosody) -> TTSBackend:
+    """The backend that really speaks ``prosody``.
+
+    For ``tts_engine_type: neural`` on the offline default (espeak), the neural voice of
+    the Polly voice's gender when it is installed; otherwise ``backend`` itself, with
+    the fallback logged. Polly speaks its own neural voices.
+    """
+    if backend.name != "espeak" or prosody.engine_type != "neural":
+        return backend
+    choice = _neural_choice(prosody)
+    if choice.available:
+        return NeuralBackend(choice.voice)
+    _log_fallback(prosody, choice.reason)
+    return backend
+
+
+def engine_used(prosody: Prosody, backend_name: str, **context: str) -> str:
+    """``neural`` or ``standard``: the engine that will speak ``prosody`` with the
+    configured backend (``CPAAS_TTS``), for the API's ``tts_engine_used``. A neural
+    request that falls back is logged with ``context`` (``request_id=…``)."""
+    if backend_name != "espeak" or prosody.engine_type != "neural":
+        return prosody.engine_type
+    choice = _neural_choice(prosody)
+    if choice.available:
+        return "neural"
+    _log_fallback(prosody, choice.reason, **context)
+    return "standard"
+
+
 def render_text(text: str, prosody: Prosody, dst: Path, backend: TTSBackend | None = None) -> Path:
     """Render ``text`` (plain text, escaped into SSML) into the telephone WAV ``dst``."""
     if not isinstance(dst, (str, os.PathLike)):
         raise TypeError(f"dst must be a path, not {type(dst).__name__}")
     if not text.strip():
         raise ValueError("nothing to say: text is empty")
-    backend = _default(backend)
+    backend = resolve(_default(backend), prosody)
     dst = Path(dst)
     started = time.perf_counter()
-    backend.synthesize(ssml_for(text, prosody), prosody, dst)
+    backend.synthesize(ssml_for(text, prosody, polly=backend.name == "polly"), prosody, dst)
     log.debug(
         "tts %s voice=%s rate=%s volume=%s -> %s in %.0f ms",
         backend.name, prosody.voice, prosody.rate, prosody.volume, dst.name,
@@ -351,7 +434,7 @@ def render_cached(
     would then sit in the cache. Concurrent callers may both render; the atomic rename
     makes the last one win with identical content.
     """
-    backend = _default(backend)
+    backend = resolve(_default(backend), prosody)
     path = Path(cache_dir) / f"{cache_key(text, prosody, backend.name)}.wav"
     if path.exists() and audio.is_audio_wav(path):
         return path
