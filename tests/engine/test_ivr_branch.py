@@ -8,8 +8,11 @@ targets are carrier numbers too, so the carrier's INVITE log shows what was dial
 """
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +26,7 @@ from cpaas.telephony.engine_client import LegAction
 from cpaas.telephony.events import LegOutcome
 from cpaas.telephony.outcomes import declined
 from cpaas.telephony.plans import Dial, Gather, Play, Plan
+from pjsua_engine import keys
 from pjsua_engine.client import EmbeddedClient as EmbeddedEngine
 from tests.engine.rig import EventLog, PoolInfo, wait_until
 from tests.engine.test_embedded_engine import live_leg, new_id
@@ -193,6 +197,34 @@ def test_the_contact_leaving_while_the_target_rings_fails_the_transfer(
     assert (ended.data["ivr_result"], ended.data["transfer_to"]) == (
         "transfer_failed", f"number:{ringing}")
     assert ended.data["legs"]["transfer_target"]["dial_status"] == "CANCEL"
+
+
+def test_a_killed_worker_keeps_the_transfer_in_its_end(engine: EmbeddedEngine,
+                                                       events: EventLog,
+                                                       engine_redis: redis.Redis, carrier,
+                                                       prompt: str) -> None:
+    target = number("106")
+    plan = ivr_plan(number("556"), prompt, {"6": f"number:{target}"})
+    engine.originate(plan)
+    moved = events.wait(plan.plan_id, "leg.answered", where=lambda e: e.leg == "transfer_target")
+    wait_until(lambda: (live_leg(engine_redis, moved.channel) or {}).get("state") == "bridged",
+               10, "target bridged")
+    owner = live_leg(engine_redis, moved.channel)["owner"]
+    old_pid = json.loads(engine_redis.hget(keys.WORKERS, owner))["pid"]
+
+    os.kill(old_pid, signal.SIGKILL)
+
+    ended = events.ended(plan.plan_id)
+    assert ended.data["cause"] == "engine_worker_died"
+    assert (ended.data["ivr_result"], ended.data["transfer_to"]) == (
+        "transferred", f"number:{target}")
+    assert set(ended.data["legs"]) == {"contact", "transfer_target"}
+
+    def restarted() -> bool:
+        raw = engine_redis.hget(keys.WORKERS, owner)
+        entry = json.loads(raw) if raw else {}
+        return entry.get("pid") not in (None, old_pid) and "ready_at" in entry
+    wait_until(restarted, 30, "worker restart")
 
 
 def test_a_603_number_declines(engine: EmbeddedEngine, events: EventLog, carrier) -> None:
