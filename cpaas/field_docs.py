@@ -78,6 +78,22 @@ DESCRIPTIONS: dict[str, str] = {
     "dnd_contact_name": "(not in the spec) The DND entry's name.",
     "dnd_contact_number": "(not in the spec) The number never to call.",
     "template_text": "(not in the spec) The announcement, holding {otp} exactly once.",
+    "calling_hours": "(not in the spec) The hours of each day, inside the campaign's window, "
+                     "when it may dial: one range HH:MM-HH:MM (24-hour clock, start before end, "
+                     "end exclusive), in time_zone, or in each contact's own zone with "
+                     "contact_local_time 1. Empty or absent: any time of the window.",
+    "contact_local_time": "(not in the spec) 1: calling_hours apply in each contact's own local "
+                          "time, from the time zones of its number (a number in several zones "
+                          "must fit all of them; one with none uses time_zone). Needs "
+                          "calling_hours. Default 0.",
+    "ivr_max_digits": "(not in the spec) How many keys an IVR campaign gathers after its "
+                      "announcement (keys pressed during it count). Default 1.",
+    "ivr_timeout": "(not in the spec) Seconds an IVR campaign waits for the keys. Default 5.",
+    "ivr_digit_map": "(not in the spec) IVR campaigns (campaign_type 1) only: keys pressed to "
+                     "where the contact is transferred, agent:<extension> or number:<number>, "
+                     "e.g. {\"0\": \"agent:102\", \"9\": \"number:919900000001\"}; at most 12 "
+                     "entries, keys no longer than ivr_max_digits. Keys it does not name, or no "
+                     "keys before ivr_timeout, hang up.",
     "recording_name": "(not in the spec) Which recording of the request, when it has several.",
     "file": "(not in the spec) The file's content: CSV text or RIFF/WAVE audio.",
     "file_name": "(not in the spec) The name to store the file under; defaults to the uploaded "

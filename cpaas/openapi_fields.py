@@ -297,7 +297,7 @@ def stored_file_name(max_length: int) -> dict[str, Any]:
 
 def _register_feature_fields() -> None:
     from cpaas.calls import schemas as calls
-    from cpaas.campaigns import schemas as campaigns
+    from cpaas.campaigns import hours, schemas as campaigns
 
     @builds(calls.Otp)
     def _otp(field: v.Text) -> dict[str, Any]:
@@ -337,6 +337,20 @@ def _register_feature_fields() -> None:
     @builds(campaigns.OptionalDndListId)
     def _optional_id(field: v.PrefixedId) -> dict[str, Any]:
         return {"type": ["string", "null"], "pattern": _trimmed(f"(?:{field.pattern.pattern[1:-1]})?")}
+
+    @builds(campaigns.CallingHours)
+    def _calling_hours(field: fields.Field) -> dict[str, Any]:
+        # The order of start and end is a rule in words (openapi_rules).
+        return {"type": ["string", "null"], "pattern": _trimmed(f"(?:{hours.HOURS_RE.pattern})?"),
+                "example": "09:00-21:00"}
+
+    @builds(campaigns.IvrDigitMap)
+    def _ivr_digit_map(field: fields.Field) -> dict[str, Any]:
+        return {"type": ["object", "null"], "maxProperties": campaigns.MAX_IVR_MAP_ENTRIES,
+                "propertyNames": {"pattern": f"^{campaigns.IVR_KEYS_RE.pattern}$"},
+                "additionalProperties": {"type": "string",
+                                         "pattern": f"^{campaigns.IVR_TARGET_RE.pattern}$"},
+                "example": {"0": "agent:102", "9": "number:919900000001"}}
 
     @builds(campaigns.ContactFields)
     def _contact_fields(field: fields.Field) -> dict[str, Any]:

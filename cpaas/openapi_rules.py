@@ -85,12 +85,40 @@ def _transfer_needs_target() -> dict[str, Any]:
     ]}
 
 
+def _local_time_needs_hours() -> dict[str, Any]:
+    from cpaas.campaigns import hours
+
+    return {"anyOf": [
+        {"not": {"required": ["contact_local_time"]}},
+        {"properties": {"contact_local_time": f.choice_values(("0",), {})}},
+        {"required": ["calling_hours"],
+         "properties": {"calling_hours": {"type": "string",
+                                          "pattern": f"^{f.ws()}*{hours.HOURS_RE.pattern}{f.ws()}*$"}}},
+    ]}
+
+
+def _digit_map_for_ivr() -> dict[str, Any]:
+    """A non-empty ivr_digit_map only with campaign_type 1, its keys at most ivr_max_digits
+    long (1 when ivr_max_digits is not sent)."""
+    def keys_up_to(n: int) -> dict[str, Any]:
+        return {"ivr_digit_map": {"propertyNames": {"maxLength": n}}}
+
+    return {"allOf": [
+        {"anyOf": [{"properties": {"ivr_digit_map": {"maxProperties": 0}}},
+                   {"properties": {"campaign_type": f.choice_values(("1",), {})}}]},
+        {"anyOf": [{"not": {"required": ["ivr_max_digits"]}, "properties": keys_up_to(1)}] + [
+            {"required": ["ivr_max_digits"],
+             "properties": {"ivr_max_digits": f.int_like_value(n), **keys_up_to(n)}}
+            for n in range(1, 21)]},
+    ]}
+
+
 #: Per schema class name (looked up along the class hierarchy): combination rules.
 _RULES: dict[str, list[_Rule]] = {
     "VoiceParamsMixin": [_voice_on_engine],
     "CreateCampaignSchema": [lambda: _same_number("repeat", "repeat_count", 1, 10),
                              lambda: _same_number("max_retries", "retry_attempts", 0, 10),
-                             _announcement],
+                             _announcement, _local_time_needs_hours, _digit_map_for_ivr],
     "ModifyCallSchema": [_transfer_needs_target],
 }
 
@@ -107,7 +135,8 @@ _UNSTATED: dict[str, str] = {
     "CreateCampaignSchema": "campaign_end_date must be after campaign_start_date (both read in "
                             "time_zone). announcement_text is required (not blank) when "
                             "dynamic_announcement is 1 (the default); recorded_filename, a WAV "
-                            "file uploaded by this account, when it is 0.",
+                            "file uploaded by this account, when it is 0. calling_hours' start "
+                            "must be before its end.",
     "CreateCallbackSchema": "scheduled_at must be in the future in time_zone.",
     "UpdateCallbackSchema": "scheduled_at, when sent, must be in the future in the callback's "
                             "time_zone (the one sent, else the stored one).",

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import timezone as number_timezones
 
-_HOURS_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])")
+#: ``HH:MM-HH:MM`` on a 24-hour clock (the order of the two is checked apart).
+HOURS_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])")
 _NUMBER_RE = re.compile(r"[0-9]{8,15}")
 
 #: How far past the first possible instant :func:`check` looks for one that fits every
@@ -61,7 +62,7 @@ class Hours:
 def parse_hours(text: str) -> Hours:
     """``"HH:MM-HH:MM"`` (24-hour clock, spaces around trimmed) as :class:`Hours`;
     ValueError with a message fit for a 400 otherwise."""
-    match = _HOURS_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    match = HOURS_RE.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
         raise ValueError("calling_hours must be HH:MM-HH:MM on a 24-hour clock, e.g. 09:00-21:00")
     h1, m1, h2, m2 = (int(part) for part in match.groups())
