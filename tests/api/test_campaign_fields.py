@@ -1,7 +1,9 @@
 """create_campaign's calling-hours and IVR fields: 400 naming the field, good values accepted."""
 from __future__ import annotations
 
+import jsonschema_rs
 import pytest
+from marshmallow import ValidationError
 
 from cpaas.campaigns.schemas import CreateCampaignSchema
 from tests.api.helpers import campaign_body, error_body, make_list, ok_body
@@ -95,3 +97,37 @@ def test_loaded_values_are_normalised():
     assert (data["ivr_max_digits"], data["ivr_timeout"]) == (3, 7)
     assert data["ivr_digit_map"] == {"0": "agent:102", "9": "number:919900000001",
                                      "*": "number:14155550100"}
+
+
+# --- the OpenAPI document says the same -------------------------------------------------
+
+DOCUMENT_CASES = [
+    {}, {"calling_hours": " 09:00-21:00\t"}, {"calling_hours": ""}, {"calling_hours": None},
+    {"calling_hours": "9:00-21:00"}, {"calling_hours": "09:00-24:00"}, {"calling_hours": 900},
+    {"contact_local_time": "1"}, {"contact_local_time": 1, "calling_hours": "09:00-21:00"},
+    {"contact_local_time": 0.0}, {"contact_local_time": True, "calling_hours": "09:00-21:00"},
+    {"contact_local_time": "1", "calling_hours": " "}, {"ivr_max_digits": "20"},
+    {"ivr_max_digits": 0}, {"ivr_timeout": 60}, {"ivr_timeout": 61}, {"ivr_timeout": " 7 "},
+    {"ivr_digit_map": {"1": "agent:102"}}, {"ivr_digit_map": {}}, {"ivr_digit_map": None},
+    {**IVR, "ivr_digit_map": GOOD_MAP}, {**IVR, "ivr_digit_map": {"12": "agent:102"}},
+    {**IVR, "ivr_max_digits": "2", "ivr_digit_map": {"12": "agent:102"}},
+    {**IVR, "ivr_max_digits": 2, "ivr_digit_map": {"123": "agent:102"}},
+    {**IVR, "ivr_digit_map": {"1": "number:919"}}, {**IVR, "ivr_digit_map": {"a": "agent:10"}},
+    {**IVR, "ivr_digit_map": {"": "agent:10"}}, {**IVR, "ivr_digit_map": "x"},
+    {**IVR, "ivr_digit_map": {"#": "agent:10\n"}}, {**IVR, "ivr_max_digits": 1.0, "ivr_digit_map": {"*": "agent:102"}},
+    {**IVR, "ivr_max_digits": 2, "ivr_digit_map": {str(i): "agent:10" for i in range(10, 22)}},
+    {**IVR, "ivr_max_digits": 2, "ivr_digit_map": {str(i): "agent:10" for i in range(10, 23)}},
+]
+
+
+def test_the_document_accepts_what_the_schema_accepts(app):
+    document = app.test_client().get("/api/openapi.json").get_json()
+    validator = jsonschema_rs.Draft202012Validator(document["components"]["schemas"]["CreateCampaign"])
+    for case in DOCUMENT_CASES:
+        sent = {**campaign_body("LS0123456789"), **case}   # an explicit null stays null
+        try:
+            CreateCampaignSchema().load(sent)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert validator.is_valid(sent) == accepted, case
