@@ -90,10 +90,22 @@ CREATE TABLE IF NOT EXISTS callback (
     scheduled_at       TIMESTAMP    NOT NULL,        -- UTC
     status             VARCHAR(10)  NOT NULL,        -- scheduled | fired | late
     fired_at           TIMESTAMP,
-    created_at         TIMESTAMP    NOT NULL
+    created_at         TIMESTAMP    NOT NULL,
+    transcript         VARCHAR(3)   NOT NULL DEFAULT 'off'  -- on | off (0005)
 );
 CREATE INDEX IF NOT EXISTS callback_due ON callback (status, scheduled_at);
 CREATE INDEX IF NOT EXISTS callback_account ON callback (account_id);
+
+-- A call's transcript (issue 10): its turns in time order, JSON as the API serves them
+-- (0005). The CDR's transcript_status says whether one is pending, done or deleted.
+CREATE TABLE IF NOT EXISTS transcript (
+    request_id  VARCHAR(12)  NOT NULL PRIMARY KEY,
+    account_id  VARCHAR(12)  NOT NULL REFERENCES account (id),
+    backend     VARCHAR(16)  NOT NULL,               -- whisper | aws
+    turns       TEXT         NOT NULL,
+    created_at  TIMESTAMP    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transcript_account ON transcript (account_id);
 
 -- One row per call-placing request (click2call, OTP, a fired callback, a campaign
 -- attempt): what the engine's events are attributed to when the CDR is written.
@@ -284,5 +296,6 @@ CREATE INDEX IF NOT EXISTS cdr_account_date ON cdr (account_id, call_date, id);
 CREATE INDEX IF NOT EXISTS cdr_account_request ON cdr (account_id, request_id);
 CREATE INDEX IF NOT EXISTS cdr_account_campaign ON cdr (account_id, campaign_id);
 CREATE INDEX IF NOT EXISTS cdr_recording_age ON cdr (call_date) WHERE recording_name <> '';
+CREATE INDEX IF NOT EXISTS cdr_transcript_age ON cdr (call_date) WHERE transcript_status IN ('pending', 'done', 'failed');
 -- A plan ends once; its CDR is written once even if an event is delivered twice.
 CREATE UNIQUE INDEX IF NOT EXISTS cdr_uniqueid ON cdr (uniqueid) WHERE uniqueid <> '';

@@ -152,6 +152,7 @@ class Callback(BaseModel):
     status = pw.CharField(max_length=10)
     fired_at = pw.DateTimeField(null=True)
     created_at = pw.DateTimeField()
+    transcript = pw.CharField(max_length=3, default="off")
 
 
 class CallRequest(BaseModel):
@@ -217,6 +218,16 @@ class Cdr(BaseModel):
     transcript_status = pw.CharField(max_length=10, default="off")
 
 
+class Transcript(BaseModel):
+    """A call's transcript: ``turns`` is the JSON list the API serves."""
+
+    request_id = pw.CharField(max_length=12, primary_key=True)
+    account_id = pw.CharField(max_length=12)
+    backend = pw.CharField(max_length=16)
+    turns = pw.TextField()
+    created_at = pw.DateTimeField()
+
+
 ALL_MODELS = [Account, AnnounceTemplate, ContactList, Contact, DndList, DndContact,
               Campaign, CampaignContact, CampaignAttempt, CampaignPlaceholder, Callback,
-              CallRequest, CdrStats, Cdr]
+              CallRequest, CdrStats, Cdr, Transcript]
