@@ -31,7 +31,7 @@ def _assert_handled(carrier: CarrierProcess, reports: list[dict[str, Any]]) -> N
 
 
 def test_rejections_return_their_status_codes(carrier: CarrierProcess, tmp_path: Path) -> None:
-    numbers = {"2000486": 486, "2000503": 503, "2000404": 404}
+    numbers = {"2000486": 486, "2000503": 503, "2000404": 404, "2000603": 603}
     reports = place_calls([{"uri": sip_uri(n, carrier.port)} for n in numbers], tmp_path)
     for (number, code), report in zip(numbers.items(), reports):
         assert report["final_code"] == code, report
