@@ -42,8 +42,9 @@ NUMBER_RE = re.compile(r"^[0-9]{8,15}$")
 EXTENSION_RE = re.compile(r"^[0-9]{2,6}$")
 #: Every string a plan carries into an engine command must match this (GUIDE §6).
 SAFE_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.@+:/-]{1,200}$")
-#: The digits a Branch route is chosen by (what a Gather can collect).
-ROUTE_DIGITS_RE = re.compile(r"^[0-9*#]{1,16}$")
+#: The digits a Branch route is chosen by (what a Gather can collect; the API's
+#: ``ivr_max_digits`` goes up to 20).
+ROUTE_DIGITS_RE = re.compile(r"^[0-9*#]{1,20}$")
 #: A Branch route: an agent extension or a PSTN number, as Dial's targets.
 ROUTE_RE = re.compile(r"^(agent:[0-9]{2,6}|number:[0-9]{8,15})$")
 #: Longest ring a plan may ask for (seconds).
@@ -193,7 +194,7 @@ class Branch:
             raise ValueError("branch routes must map digits to routes")
         for digits, route in self.routes.items():
             if not isinstance(digits, str) or not ROUTE_DIGITS_RE.fullmatch(digits):
-                raise ValueError(f"branch digits {digits!r} must be 1-16 of 0-9 * #")
+                raise ValueError(f"branch digits {digits!r} must be 1-20 of 0-9 * #")
             if not isinstance(route, str) or not ROUTE_RE.fullmatch(route):
                 raise ValueError(f"branch route {route!r} must be agent:<ext> or number:<digits>")
 

@@ -35,7 +35,7 @@ def test_anything_else_is_refused_in_play_ephemeral_files_and_resolution(name):
 # ----------------------------------------------------------------- Branch (IVR)
 CALLER = "15551230000"
 ROUTES = {"0": "agent:102", "9": "number:919900000001", "12": "number:12025550100",
-          "*": "agent:4455"}
+          "*": "agent:4455", "#" + "0" * 19: "agent:99"}
 
 
 def _ivr(routes: dict | None = None, max_legs: int = 2, **branch) -> Plan:
@@ -70,7 +70,7 @@ def test_a_branch_names_its_targets_and_misses():
     {"0": "number:1234567890123456"}, {"0": "sip:102"}, {"0": "agent:102;drop"},
     {"0": "agent:102\r\nuuid_kill"}, {"0": "number: 919900000001"}, {"0": "Agent:102"},
     {"0": "agent:１０２"}, {"a": "agent:102"}, {"": "agent:102"}, {"0\n": "agent:102"},
-    {"0" * 17: "agent:102"}, {"0": 102}, ["0", "agent:102"],
+    {"0" * 21: "agent:102"}, {"0": 102}, ["0", "agent:102"],
 ])
 def test_a_branch_carries_only_strict_tokens(routes):
     with pytest.raises(ValueError):
