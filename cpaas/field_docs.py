@@ -98,6 +98,13 @@ DESCRIPTIONS: dict[str, str] = {
     "file": "(not in the spec) The file's content: CSV text or RIFF/WAVE audio.",
     "file_name": "(not in the spec) The name to store the file under; defaults to the uploaded "
                  "file's own name. Must end in .csv or .wav.",
+    # A response field (the operations that answer it name it in their description):
+    "tts_engine_used": "(not in the spec) The response also holds tts_engine_used: the TTS "
+                       "engine that will speak the announcement, neural or standard (for a "
+                       "campaign, only with dynamic_announcement 1). With tts_engine_type "
+                       "neural it is standard when no offline neural voice is installed for "
+                       "the voice's gender and language; the platform then speaks with the "
+                       "standard engine and logs why.",
 }
 
 #: (schema class name, field name) → description, where a name means something else there.

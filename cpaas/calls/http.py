@@ -7,8 +7,10 @@ from flask import Blueprint, Response, stream_with_context
 
 from cpaas.calls import schemas, service
 from cpaas.envelope import ok
+from cpaas.field_docs import DESCRIPTIONS
 from cpaas.http import caller, json_body, query_args, route
 from cpaas.platform import platform
+from cpaas.telephony import tts
 
 bp = Blueprint("calls", __name__)
 
@@ -20,10 +22,12 @@ def click2call() -> Response:
 
 
 @route(bp, "/outbound_call", "POST", "Call a customer and read out an OTP",
-       body=schemas.OutboundCallSchema)
+       body=schemas.OutboundCallSchema, description=DESCRIPTIONS["tts_engine_used"])
 def outbound_call() -> Response:
     data = json_body(schemas.OutboundCallSchema)
-    return ok(request_id=service.outbound_call(platform(), caller(), data))
+    request_id = service.outbound_call(platform(), caller(), data)
+    return ok(request_id=request_id, tts_engine_used=tts.engine_used_for(
+        data, platform().settings.tts, request_id=request_id))
 
 
 @route(bp, "/announce_template", "POST", "Submit an OTP announcement template for approval",

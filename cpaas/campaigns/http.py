@@ -5,8 +5,10 @@ from flask import Blueprint, Response
 
 from cpaas.campaigns import csv_import, listing, schemas, service
 from cpaas.envelope import ok
+from cpaas.field_docs import DESCRIPTIONS
 from cpaas.http import caller, json_body, route
 from cpaas.platform import platform
+from cpaas.telephony import tts
 
 bp = Blueprint("campaigns", __name__)
 #: The spec also shows ``/stop_campaign`` outside ``/api``.
@@ -65,11 +67,16 @@ def import_dnd_contacts_csv() -> Response:
     return _import_response(result, "DND contacts")
 
 
-@route(bp, "/create_campaign", "POST", "Create a campaign", body=schemas.CreateCampaignSchema)
+@route(bp, "/create_campaign", "POST", "Create a campaign", body=schemas.CreateCampaignSchema,
+       description=DESCRIPTIONS["tts_engine_used"])
 def create_campaign() -> Response:
     data = json_body(schemas.CreateCampaignSchema)
     account = caller()
-    return ok(campaign_id=service.create_campaign(account.id, account.name, platform().storage, data))
+    campaign_id = service.create_campaign(account.id, account.name, platform().storage, data)
+    spoken = {"tts_engine_used": tts.engine_used_for(data, platform().settings.tts,
+                                                     campaign_id=campaign_id)
+              } if data["dynamic_announcement"] == 1 else {}
+    return ok(campaign_id=campaign_id, **spoken)
 
 
 @route(bp, "/get_campaign_details", "GET", "List the account's campaigns")

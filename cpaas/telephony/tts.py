@@ -384,6 +384,11 @@ def engine_used(prosody: Prosody, backend_name: str, **context: str) -> str:
     return "standard"
 
 
+def engine_used_for(data: Mapping[str, Any], backend_name: str, **context: str) -> str:
+    """:func:`engine_used` for validated API request fields (``voice``, …, ``tts_engine_type``)."""
+    return engine_used(Prosody.from_request(data), backend_name, **context)
+
+
 def render_text(text: str, prosody: Prosody, dst: Path, backend: TTSBackend | None = None) -> Path:
     """Render ``text`` (plain text, escaped into SSML) into the telephone WAV ``dst``."""
     if not isinstance(dst, (str, os.PathLike)):

@@ -42,7 +42,8 @@ def details(client) -> list[dict]:
 def test_create_campaign_spec_example_stores_every_field(api):
     list_id, dnd = make_list(api), make_dnd_list(api)
     inner = ok_body(api.post("/api/create_campaign", campaign_body(list_id, dnd)))
-    assert set(inner) == {"campaign_id", "success"}
+    assert set(inner) == {"campaign_id", "success", "tts_engine_used"}
+    assert inner["tts_engine_used"] == "standard"  # the example asks for no engine type
     assert re.fullmatch(r"CM[0-9a-f]{10}", inner["campaign_id"])
     row = stored(inner["campaign_id"])
     assert (row.name, row.list_id, row.dnd_list_id) == ("test_broadcast_campaign", list_id, dnd)

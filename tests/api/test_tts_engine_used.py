@@ -8,16 +8,15 @@ from __future__ import annotations
 import pytest
 
 from cpaas.docs import openapi_document
+from cpaas.telephony import neural
 from tests.api.helpers import campaign_body, make_list, ok_body
 from tests.api.test_call_safety import _otp_body
-
-pytestmark = pytest.mark.xfail(strict=True, reason="tts_engine_used not answered yet")
 
 
 @pytest.fixture(autouse=True)
 def default_voices(monkeypatch, tmp_path):
-    monkeypatch.delenv("CPAAS_NEURAL_FEMALE_VOICE", raising=False)
-    monkeypatch.delenv("CPAAS_NEURAL_MALE_VOICE", raising=False)
+    monkeypatch.delenv(neural.FEMALE_SETTING, raising=False)
+    monkeypatch.delenv(neural.MALE_SETTING, raising=False)
     monkeypatch.setenv("HIBARI_HOME", str(tmp_path / "hibari-cache"))
 
 
@@ -30,7 +29,7 @@ def test_otp_call_answers_the_engine_used(api):
 
 
 def test_otp_call_with_the_neural_voice_missing_says_standard(api, monkeypatch, tmp_path, caplog):
-    monkeypatch.setenv("CPAAS_NEURAL_FEMALE_VOICE", f"piper:{tmp_path / 'missing.onnx'}")
+    monkeypatch.setenv(neural.FEMALE_SETTING, f"piper:{tmp_path / 'missing.onnx'}")
     with caplog.at_level("WARNING", logger="cpaas.telephony.tts"):
         answer = ok_body(api.post("/api/outbound_call", {**_otp_body(api), "tts_engine_type": "neural"}))
     assert answer["tts_engine_used"] == "standard"
@@ -43,7 +42,7 @@ def test_campaign_answers_the_engine_used(api, monkeypatch):
     spoken = ok_body(api.post("/api/create_campaign", campaign_body(
         list_id, voice="Joanna", tts_engine_type="neural")))
     assert spoken["tts_engine_used"] == "neural"
-    monkeypatch.setenv("CPAAS_NEURAL_MALE_VOICE", "off")
+    monkeypatch.setenv(neural.MALE_SETTING, "off")
     male = ok_body(api.post("/api/create_campaign", campaign_body(
         list_id, campaign_name="male_campaign", voice="Matthew", tts_engine_type="neural")))
     assert male["tts_engine_used"] == "standard"

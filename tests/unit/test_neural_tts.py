@@ -19,15 +19,8 @@ import numpy as np
 import pytest
 
 from cpaas import logs
-from cpaas.telephony import audio, tts
+from cpaas.telephony import audio, neural, tts
 from cpaas.telephony.tts import Prosody
-
-try:
-    from cpaas.telephony import neural
-except ImportError:  # not built yet
-    neural = None
-
-
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTENCE = "The birch canoe slid on the smooth planks."
@@ -38,8 +31,8 @@ needs_piper = pytest.mark.skipif(not HAS_PIPER, reason="GPL extra not installed 
 @pytest.fixture(autouse=True)
 def default_voices(monkeypatch, tmp_path):
     """The shipped defaults, and a hibari cache folder with nothing downloaded in it."""
-    monkeypatch.delenv("CPAAS_NEURAL_FEMALE_VOICE", raising=False)
-    monkeypatch.delenv("CPAAS_NEURAL_MALE_VOICE", raising=False)
+    monkeypatch.delenv(neural.FEMALE_SETTING, raising=False)
+    monkeypatch.delenv(neural.MALE_SETTING, raising=False)
     monkeypatch.setenv("HIBARI_HOME", str(tmp_path / "hibari-cache"))
 
 
