@@ -40,6 +40,7 @@ def warm_up() -> None:
         except espeak.EspeakUnavailable as exc:
             # Each OTP job will fail its render and end its call with a logged error.
             log.error("espeak-ng cannot start: %s", exc)
+        tts.warm_up()
 
 
 #: How long the engine waits, once the callee has answered, for a prompt still being
