@@ -77,6 +77,14 @@ class Settings:
     callback_max_late: float = 3600.0  # a callback more overdue than this fails, not dialed
     #: days a call's recordings are kept (decimals allowed); None: kept for ever
     recording_retention_days: float | None = None
+    #: transcription backend: whisper (offline, faster-whisper) or aws (Amazon Transcribe)
+    transcribe: str = "whisper"
+    transcribe_threads: int = 1        # CPU threads of each transcriber process
+    # the campaign dialer (cpaas.campaigns.dialer); 0 means unlimited
+    account_max_calls: int = 100       # concurrent calls of one account, every kind
+    trunk_max_calls: int = 0           # concurrent calls on the trunk, all accounts
+    trunk_cps: float = 0.0             # new calls per second on the trunk, all accounts
+    max_attempts_per_number_24h: int = 3   # dials of one number by one account's campaigns
 
     @property
     def sqlite_path(self) -> Path:
@@ -158,4 +166,10 @@ def load() -> Settings:
         callback_max_late=_float("CPAAS_CALLBACK_MAX_LATE", 3600.0),
         recording_retention_days=(_float("CPAAS_RECORDING_RETENTION_DAYS", 0.0)
                                   if env.get("CPAAS_RECORDING_RETENTION_DAYS") else None),
+        transcribe=env.get("CPAAS_TRANSCRIBE", "whisper"),
+        transcribe_threads=_int("CPAAS_TRANSCRIBE_THREADS", 1),
+        account_max_calls=_int("CPAAS_ACCOUNT_MAX_CALLS", 100),
+        trunk_max_calls=_int("CPAAS_TRUNK_MAX_CALLS", 0),
+        trunk_cps=_float("CPAAS_TRUNK_CPS", 0.0),
+        max_attempts_per_number_24h=_int("CPAAS_MAX_ATTEMPTS_PER_NUMBER_24H", 3),
     )

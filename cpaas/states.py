@@ -3,7 +3,7 @@ wazo-calld's ``transfers/state.py`` declare theirs).
 
 Every move is one conditional UPDATE: the row moves only from a state that allows the
 target, so two processes racing for the same move never both win. Call requests and
-callbacks use it today; campaigns and their attempts are meant to.
+callbacks, campaigns, their contacts and their attempts use it.
 """
 from __future__ import annotations
 
@@ -33,8 +33,13 @@ class Transitions(Generic[S]):
         """Move row ``row_id`` to ``target`` if its state allows it and every extra peewee
         condition holds; ``changes`` are written in the same UPDATE. True if it moved."""
         model = self.column.model
-        where = (model._meta.primary_key == row_id) & self.column.in_(self.sources(target))
+        return bool(self.move(model._meta.primary_key == row_id, target, *conditions, **changes))
+
+    def move(self, where: Any, target: S, *conditions: Any, **changes: Any) -> int:
+        """Move every row matching ``where`` (and ``conditions``) whose state allows
+        ``target`` (a table with a composite key names its row this way); how many moved."""
+        model = self.column.model
+        where &= self.column.in_(self.sources(target))
         for condition in conditions:
             where &= condition
-        return bool(model.update(**{self.column.name: target.value, **changes})
-                    .where(where).execute())
+        return model.update(**{self.column.name: target.value, **changes}).where(where).execute()

@@ -109,6 +109,16 @@ def render_pending(plan: Plan, pending: list[PendingSpeech], backend_name: str,
             log.warning("cannot check whether the call already ended")
 
 
+def _admitted(settings: config.Settings, plan: Plan) -> bool:
+    """The check at the moment of dialing of a campaign attempt (claimed just now)."""
+    from cpaas.campaigns import dial_check
+    from cpaas.db import database
+
+    with database.connection_context():
+        return dial_check.admit(get_redis(settings.effective_redis_url), plan.plan_id,
+                                settings.max_attempts_per_number_24h)
+
+
 def place_call(plan_json: str) -> None:
     """RQ job: place ``plan`` on the configured engine, then render its secret prompts."""
     plan = Plan.from_json(plan_json)
@@ -117,6 +127,8 @@ def place_call(plan_json: str) -> None:
     try:
         settings, engine = _context()
         if not claim.for_dialing(settings.effective_database_url, plan.plan_id):
+            return
+        if plan.kind == "campaign" and not _admitted(settings, plan):
             return
         ready, pending = prepare_speech(plan, settings.media_dir, sealed.box(settings),
                                         settings.tts)

@@ -81,7 +81,11 @@ def abandoned(request: CallRequest, ev: Evidence) -> str | None:
     if request.id in ev.pending_events:
         return None
     if request.status == CallState.QUEUED:
-        return None if request.id in ev.queued_jobs else causes.JOB_LOST
+        # A campaign attempt's lost job is queued again by the dialer, never swept: its
+        # contact would otherwise count a try that never left (cpaas.campaigns.dialer).
+        if request.id in ev.queued_jobs or request.kind == "campaign":
+            return None
+        return causes.JOB_LOST
     if request.id in ev.engine_plans or request.id in ev.live_requests:
         return None
     return causes.NO_LIVE_LEG if request.status == CallState.LIVE else causes.NOT_DIALED

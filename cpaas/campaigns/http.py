@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from cpaas.campaigns import csv_import, listing, schemas, service
+from cpaas.campaigns import csv_import, listing, progress, schemas, service
 from cpaas.envelope import ok
 from cpaas.field_docs import DESCRIPTIONS
 from cpaas.http import caller, json_body, route
@@ -72,7 +72,8 @@ def import_dnd_contacts_csv() -> Response:
 def create_campaign() -> Response:
     data = json_body(schemas.CreateCampaignSchema)
     account = caller()
-    campaign_id = service.create_campaign(account.id, account.name, platform().storage, data)
+    campaign_id = service.create_campaign(account.id, account.name, platform().storage, data,
+                                          platform().settings.media_dir)
     spoken = {"tts_engine_used": tts.engine_used_for(data, platform().settings.tts,
                                                      campaign_id=campaign_id)
               } if data["dynamic_announcement"] == 1 else {}
@@ -81,8 +82,44 @@ def create_campaign() -> Response:
 
 @route(bp, "/get_campaign_details", "GET", "List the account's campaigns")
 def get_campaign_details() -> Response:
-    result = service.campaign_details(caller().id)
+    result = service.campaign_details(caller().id, dialer_up=_dialer_up())
     return ok(message="campaign found" if result else "no campaign found", result=result)
+
+
+def _dialer_up() -> bool:
+    """Whether a worker holds the scanner lease (the dialer runs in its holder)."""
+    from cpaas import scanner
+    from cpaas.lease import holder
+
+    return holder(platform().redis, scanner.LEASE) is not None
+
+
+@route(bp, "/pause_campaign", "POST", "Pause a campaign (beyond the spec): status 4",
+       body=schemas.CampaignIdSchema)
+def pause_campaign() -> Response:
+    data = json_body(schemas.CampaignIdSchema)
+    service.pause_campaign(caller().id, data["campaign_id"])
+    return ok(message="campaign paused successfully")
+
+
+@route(bp, "/resume_campaign", "POST", "Resume a paused campaign where it stopped (beyond the spec)",
+       body=schemas.CampaignIdSchema)
+def resume_campaign() -> Response:
+    data = json_body(schemas.CampaignIdSchema)
+    service.resume_campaign(caller().id, data["campaign_id"])
+    return ok(message="campaign resumed successfully")
+
+
+@route(bp, "/get_campaign_contacts", "POST",
+       "A campaign's contacts, each with its attempts, outcomes and reason codes (paged)",
+       body=schemas.CampaignContactsSchema)
+def get_campaign_contacts() -> Response:
+    data = json_body(schemas.CampaignContactsSchema)
+    account = caller()
+    service.get_campaign(account.id, data["campaign_id"])
+    result = progress.contacts(data["campaign_id"], data["record_count"], data["offset"],
+                               data.get("after_id"))
+    return ok(message="contacts found" if result else "no contact found", result=result)
 
 
 def _stop() -> Response:

@@ -311,3 +311,13 @@ class DeleteContactSchema(ListIdSchema):
 class DeleteDndContactSchema(DndListIdSchema):
     dnd_contact_number = Phone(required=True, metadata={
         "description": "The DND number, as added (8-15 digits, optional leading +)."})
+
+
+class CampaignContactsSchema(PageSchema):
+    """``get_campaign_contacts``: a page by ``offset``, or after the last ``contact_id``
+    seen (``after_id``, steady while contacts are added; it wins when both are given)."""
+
+    campaign_id = PrefixedId("CM", required=True, metadata={
+        "description": "A campaign_id of your account (from create_campaign)."})
+    after_id = IntLike(minimum=0, maximum=2**62, metadata={
+        "description": "Return the contacts after this contact_id (from a previous page)."})

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterable
 
 import peewee
@@ -10,8 +13,12 @@ import peewee
 from cpaas import ids
 from cpaas.db import database
 from cpaas.envelope import ApiError, Conflict, NotFound
+from cpaas.campaigns import progress
+from cpaas.campaigns.announcement import CAMPAIGN_AUDIO
+from cpaas.campaigns.state import CAMPAIGN, CampaignStatus
 from cpaas.models import Campaign, ContactList, DndList
 from cpaas.storage import InvalidName, Storage, account_key
+from cpaas.telephony import audio
 from cpaas.validation import http_date, utcnow
 
 STATUS_SCHEDULED, STATUS_RUNNING, STATUS_STOPPED, STATUS_COMPLETED = 0, 1, 2, 3
@@ -146,11 +153,35 @@ def add_dnd_contacts(account_id: str, dnd_list_id: str, contacts: list[dict[str,
     return stored
 
 
-def create_campaign(account_id: str, account_name: str, storage: Storage, data: dict[str, Any]) -> str:
-    """Store a campaign (status scheduled) after checking the lists and file are the account's."""
+def _announcement_audio(storage: Storage, key: str, media_dir: Path, campaign_id: str) -> str:
+    """The uploaded announcement converted once to telephone WAV in the media root (its
+    name there); 400 naming ``recorded_filename`` when it is not audio."""
+    folder = media_dir / CAMPAIGN_AUDIO
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{CAMPAIGN_AUDIO}/{campaign_id}.wav"
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".upload") as tmp:
+        with storage.open(key) as src:
+            shutil.copyfileobj(src, tmp)
+        tmp.flush()
+        if not audio.is_audio_wav(tmp.name):
+            raise ApiError(400, "invalid recorded_filename",
+                           {"recorded_filename": ["the file is not a WAV audio file"]})
+        try:
+            audio.to_telephone(tmp.name, media_dir / name)
+        except audio.AudioError:
+            raise ApiError(400, "invalid recorded_filename",
+                           {"recorded_filename": ["the audio could not be converted"]}) from None
+    return name
+
+
+def create_campaign(account_id: str, account_name: str, storage: Storage, data: dict[str, Any],
+                    media_dir: Path | None = None) -> str:
+    """Store a campaign (status scheduled) after checking the lists and file are the
+    account's; a recorded announcement is converted to 8 kHz mono once, here."""
     own_list(account_id, data["list_id"])
     if data.get("dnd_list_id"):
         own_dnd_list(account_id, data["dnd_list_id"])
+    key = None
     if data["dynamic_announcement"] == 0:
         try:
             key = account_key(account_name, data["recorded_filename"])
@@ -160,6 +191,8 @@ def create_campaign(account_id: str, account_name: str, storage: Storage, data: 
             raise NotFound("recorded_filename", "uploaded WAV file")
 
     def insert(new_id: str) -> None:
+        audio_name = (_announcement_audio(storage, key, media_dir, new_id)
+                      if key and media_dir is not None else "")
         with database.atomic():
             Campaign.create(
                 id=new_id, account_id=account_id, name=data["campaign_name"],
@@ -174,7 +207,13 @@ def create_campaign(account_id: str, account_name: str, storage: Storage, data: 
                 calls_per_minute=data["calls_per_minute"], voice=data["voice"],
                 volume=data["volume"], rate=data["rate"], pitch=data["pitch"],
                 language_code=data["language_code"], tts_engine_type=data["tts_engine_type"],
-                status=STATUS_SCHEDULED, created_at=utcnow())
+                status=STATUS_SCHEDULED, created_at=utcnow(),
+                calling_hours=data.get("calling_hours", ""),
+                contact_local_time=data.get("contact_local_time", 0),
+                ivr_max_digits=data.get("ivr_max_digits", 1),
+                ivr_timeout=data.get("ivr_timeout", 5),
+                ivr_digit_map=json.dumps(data.get("ivr_digit_map") or {}, sort_keys=True),
+                announcement_audio=audio_name)
 
     try:
         return ids.insert_new(Campaign, ids.campaign_id, insert)
@@ -190,34 +229,77 @@ def get_campaign(account_id: str, campaign_id: str) -> Campaign:
     return row
 
 
-def campaign_details(account_id: str) -> list[dict[str, str]]:
-    """Every campaign of the account, in the spec's shape (dates in UTC, values as strings)."""
-    query = Campaign.select().where(Campaign.account_id == account_id).order_by(Campaign.created_at)
-    return [{
-        "calls_per_minute": str(c.calls_per_minute),
-        "campaign_caller_id": c.caller_id,
-        "campaign_end_date": http_date(c.end_at),
-        "campaign_id": c.id,
-        "campaign_name": c.name,
-        "campaign_start_date": http_date(c.start_at),
-        "campaign_status": str(c.status),
-        "campaign_type": str(c.campaign_type),
-        "dnd_list_id": c.dnd_list_id or "",
-        "list_id": c.list_id,
-        "max_retries": str(c.max_retries),
-        "repeat_announcement_count": str(c.repeat_count),
-        "retry_time": str(c.retry_time),
-        "time_zone": c.time_zone,
-    } for c in query]
+def campaign_details(account_id: str, dialer_up: bool = True) -> list[dict[str, Any]]:
+    """Every campaign of the account, in the spec's shape (dates in UTC, values as
+    strings), with its progress and why it is not dialing (``dialer_down`` when no
+    process holds the dialer's lease)."""
+    campaigns = list(Campaign.select().where(Campaign.account_id == account_id)
+                     .order_by(Campaign.created_at))
+    books = progress.for_campaigns(campaigns)
+    out = []
+    for c in campaigns:
+        code, reason = c.state_reason_code, c.state_reason
+        if not dialer_up and c.status in (STATUS_SCHEDULED, STATUS_RUNNING):
+            code, reason = progress.DIALER_DOWN
+        out.append({
+            "calls_per_minute": str(c.calls_per_minute),
+            "campaign_caller_id": c.caller_id,
+            "campaign_end_date": http_date(c.end_at),
+            "campaign_id": c.id,
+            "campaign_name": c.name,
+            "campaign_start_date": http_date(c.start_at),
+            "campaign_status": str(c.status),
+            "campaign_type": str(c.campaign_type),
+            "dnd_list_id": c.dnd_list_id or "",
+            "list_id": c.list_id,
+            "max_retries": str(c.max_retries),
+            "repeat_announcement_count": str(c.repeat_count),
+            "retry_time": str(c.retry_time),
+            "time_zone": c.time_zone,
+            "calling_hours": c.calling_hours,
+            "contact_local_time": str(c.contact_local_time),
+            "progress": books[c.id].counts,
+            "placeholders_missing": books[c.id].placeholders,
+            "state_reason_code": code,
+            "state_reason": reason,
+        })
+    return out
+
+
+def _change_status(account_id: str, campaign_id: str, target: CampaignStatus, verb: str) -> None:
+    """Move one of the account's campaigns to ``target``; 409 when its status does not
+    allow it (moving to where it already is succeeds: the calls are idempotent)."""
+    with database.atomic():
+        campaign = get_campaign(account_id, campaign_id)
+        if campaign.status == target:
+            return
+        if not CAMPAIGN.advance(campaign_id, target):
+            now = CampaignStatus(campaign.status).name.lower()
+            raise ApiError(409, f"campaign is {now}",
+                           {"campaign_id": [f"a {now} campaign cannot be {verb}"]})
+        code = {CampaignStatus.PAUSED: "paused", CampaignStatus.STOPPED: "stopped"}.get(target, "")
+        Campaign.update(state_reason_code=code,
+                        state_reason=f"{code} by the user" if code else "").where(
+            Campaign.id == campaign_id).execute()
 
 
 def stop_campaign(account_id: str, campaign_id: str) -> None:
-    """Stop a scheduled or running campaign (idempotent); 409 once it has completed."""
+    """Stop a scheduled, running or paused campaign at once (idempotent); 409 once it
+    has completed. Attempts already queued are handed back undialed by their check."""
+    _change_status(account_id, campaign_id, CampaignStatus.STOPPED, "stopped")
+
+
+def pause_campaign(account_id: str, campaign_id: str) -> None:
+    """Pause a scheduled or running campaign; 409 when stopped or completed."""
+    _change_status(account_id, campaign_id, CampaignStatus.PAUSED, "paused")
+
+
+def resume_campaign(account_id: str, campaign_id: str) -> None:
+    """Resume a paused campaign where it stopped; 409 unless it is paused."""
     with database.atomic():
         campaign = get_campaign(account_id, campaign_id)
-        if campaign.status == STATUS_COMPLETED:
-            raise ApiError(409, "campaign already completed",
-                           {"campaign_id": ["a completed campaign cannot be stopped"]})
-        (Campaign.update(status=STATUS_STOPPED)
-         .where((Campaign.id == campaign_id) & (Campaign.status.in_([STATUS_SCHEDULED, STATUS_RUNNING])))
-         .execute())
+        if campaign.status != CampaignStatus.PAUSED:
+            now = CampaignStatus(campaign.status).name.lower()
+            raise ApiError(409, f"campaign is {now}",
+                           {"campaign_id": [f"only a paused campaign can be resumed; it is {now}"]})
+        _change_status(account_id, campaign_id, CampaignStatus.RUNNING, "resumed")

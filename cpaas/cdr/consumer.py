@@ -29,7 +29,9 @@ from cpaas.calls.state import CallState, advance
 from cpaas.cdr import deadletter, writer
 from cpaas.cdr.settle import Settled, settle
 from cpaas.models import CallRequest
+from cpaas.telephony import causes
 from cpaas.telephony.events import EVENT_STREAM, Event, LegAnswered, PlanEnded, decode
+from cpaas.telephony.outcomes import declined
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +74,16 @@ def compose(request: CallRequest, event: PlanEnded) -> writer.CdrRecord:
             status, billed = "CANCEL", None
         else:
             status, billed = customer.dial_status, customer
+    elif event.cause == causes.DND:
+        status, billed = "DND", None
     else:
         leg = legs.get("customer") or legs.get("contact")
         status, billed = (leg.dial_status, leg) if leg else ("CHANUNAVAIL", None)
+    cause = event.cause
+    if billed is not None and status != "ANSWER" and declined(billed):
+        cause = causes.DECLINED
+    elif event.ivr_result and event.ivr_result != "transferred":
+        cause = causes.ivr(event.ivr_result)   # no_input, invalid, transfer_failed
     starts = [leg.started_at for leg in legs.values() if leg.started_at]
     ends = [leg.ended_at for leg in legs.values() if leg.ended_at]
     start = min(starts) if starts else event.at
@@ -92,7 +101,7 @@ def compose(request: CallRequest, event: PlanEnded) -> writer.CdrRecord:
         call_duration=round(end - start, 3),
         dtmf_inputs=event.dtmf[:64],
         recording_name=",".join(event.recordings)[:300],
-        hangup_cause=event.cause[:64])
+        is_dnd=int(status == "DND"), hangup_cause=cause[:64], transfer_to=event.transfer_to[:24])
 
 
 def handle(event: Event) -> Settled | None:

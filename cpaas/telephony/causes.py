@@ -14,6 +14,12 @@ _SWEPT = "swept: "
 JOB_LOST = "job lost"          # queued, and its job is in no queue: never dialed
 NOT_DIALED = "not dialed"      # claimed for dialing, and no engine holds it
 NO_LIVE_LEG = "no live leg"    # was live, and no leg is left in the live registry
+#: A campaign contact on the campaign's DND list at the moment it was to be dialed: the
+#: plan ends before any INVITE, and the CDR says ``DND``.
+DND = "dnd"
+#: The callee declined (SIP 600/603, FreeSWITCH CALL_REJECTED): the CDR's hangup cause,
+#: which a campaign never retries.
+DECLINED = "declined"
 
 
 def not_placed(error: str) -> str:
@@ -24,6 +30,17 @@ def not_placed(error: str) -> str:
 def swept(why: str) -> str:
     """The sweeper settled an abandoned request; ``why`` is one of the reasons above."""
     return _SWEPT + why
+
+
+def ivr(result: str) -> str:
+    """The hangup cause of an IVR call that ended without a transfer (``result`` is the
+    plan's ``ivr_result``: ``no_input``, ``invalid`` or ``transfer_failed``)."""
+    return f"ivr {result}"
+
+
+def is_declined(cause: str) -> bool:
+    """Whether a CDR's hangup cause says the callee declined the call."""
+    return cause == DECLINED
 
 
 def never_left(cause: str) -> bool:

@@ -310,7 +310,11 @@ def test_details_spec_shape_and_utc_dates(api):
     assert inner["message"] == "campaign found"
     [row] = inner["result"]
     assert SPEC_DETAIL_KEYS <= set(row)
-    assert all(isinstance(v, str) for v in row.values())
+    # the spec's keys are strings; the dialer's progress and placeholder counts are
+    # objects of strings (issue 9)
+    assert all(isinstance(row[k], str) for k in SPEC_DETAIL_KEYS)
+    assert all(isinstance(v, str) for k in ("progress", "placeholders_missing") for v in row[k].values())
+    assert row["progress"]["total"] == row["progress"]["pending"] == "0"
     assert row["campaign_id"] == campaign_id
     assert row["campaign_name"] == "test_broadcast_campaign_max"
     assert row["campaign_start_date"] == "Tue, 11 Jul 2023 09:00:00 GMT"

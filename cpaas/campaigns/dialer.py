@@ -1,0 +1,365 @@
+"""The campaign dialer: the scanner's task that dials running campaigns at their pace.
+
+Each turn (every ``CPAAS_SCAN_INTERVAL``, in the one process holding the scanner's
+lease) it moves campaigns through their window (scheduled → running → completed), adds
+contacts that joined the list, and starts as many attempts as the campaign's token
+bucket, the account's cap on concurrent calls and the trunk's caps allow, sharing the
+trunk equally between the accounts that have work. What it cannot dial it explains:
+each campaign's ``state_reason_code`` and ``state_reason`` say why it is not dialing.
+
+It only starts attempts (:mod:`cpaas.campaigns.attempts`): whether one is dialed is
+decided by the check at the moment of dialing, in the call job
+(:mod:`cpaas.campaigns.dial_check`). Every few seconds it also reconciles: an attempt
+whose call job was lost (Redis flushed, a worker killed) is queued again — its claim
+makes a second job harmless — and an attempt whose CDR exists but whose settle notice
+was lost is settled from the CDR.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import peewee
+import redis
+from rq import Queue
+
+from cpaas import config
+from cpaas.calls.state import OPEN, CallState
+from cpaas.campaigns import attempts, dial_check, hours, pacing, reasons
+from cpaas.campaigns.state import (ACTIVE, CAMPAIGN, DUE_STATES, OPEN_STATES, AttemptState,
+                                   CampaignStatus, ContactState)
+from cpaas.db import database
+from cpaas.models import Campaign, CampaignAttempt, CampaignContact, CallRequest, Cdr, Contact
+from cpaas.platform import CALLS_QUEUE
+from cpaas.validation import utcnow
+
+log = logging.getLogger(__name__)
+
+#: Attempts one turn starts at most (the scanner runs again at once when it is full).
+BATCH = 200
+#: Seconds between looks for contacts added to a running campaign's list.
+SYNC_EVERY = 2.0
+#: Contacts taken into a campaign per statement.
+SYNC_BATCH = 500
+#: Seconds between reconciliations, and how old a queued attempt must be to be re-queued.
+RECONCILE_EVERY = 5.0
+REQUEUE_AFTER = timedelta(seconds=10)
+
+
+@dataclass
+class Load:
+    """Calls open right now (queued, dialing or live), per account and on the trunk."""
+
+    accounts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    trunk: int = 0
+
+    @classmethod
+    def now(cls) -> "Load":
+        """Count them (one grouped read over the request status index)."""
+        load = cls()
+        for account_id, n in (CallRequest.select(CallRequest.account_id, peewee.fn.COUNT(1))
+                              .where(CallRequest.status.in_([s.value for s in OPEN]))
+                              .group_by(CallRequest.account_id).tuples()):
+            load.accounts[account_id] = n
+            load.trunk += n
+        return load
+
+    def add(self, account_id: str) -> None:
+        """One more call of ``account_id``."""
+        self.accounts[account_id] += 1
+        self.trunk += 1
+
+
+class DialerTask:
+    """The scanner's campaign task: each call is one turn over the active campaigns."""
+
+    def __init__(self, settings: config.Settings, r: redis.Redis,
+                 clock: Callable[[], datetime] = utcnow,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.r = r
+        self.queue = Queue(CALLS_QUEUE, connection=r)
+        self.clock = clock
+        self.monotonic = monotonic
+        self.buckets: dict[str, pacing.Bucket] = {}
+        self.trunk_bucket = (pacing.Bucket(settings.trunk_cps, settings.trunk_cps * settings.scan_interval * 2,
+                                           monotonic) if settings.trunk_cps > 0 else None)
+        self.synced: dict[str, float] = {}
+        self.said: dict[str, tuple[str, str]] = {}
+        self.reconciled = float("-inf")
+        self.turns = 0
+
+    def __call__(self) -> bool:
+        """One turn; True when a batch limit was reached and more is due at once."""
+        now = self.clock()
+        self.turns += 1
+        campaigns = list(Campaign.select().where(Campaign.status.in_(ACTIVE))
+                         .order_by(Campaign.created_at))
+        wanted: dict[str, list[tuple[Campaign, list[CampaignContact]]]] = defaultdict(list)
+        load = Load.now()
+        for campaign in campaigns:
+            due = self._prepare(campaign, now, load)
+            if due:
+                wanted[campaign.account_id].append((campaign, due))
+        more = self._dial(wanted, now, load)
+        if self.monotonic() - self.reconciled >= RECONCILE_EVERY:
+            self.reconciled = self.monotonic()
+            self.reconcile(now)
+        return more
+
+    # ---------------------------------------------------------------- one campaign
+    def _prepare(self, campaign: Campaign, now: datetime, load: Load) -> list[CampaignContact]:
+        """Move ``campaign`` through its window; the contacts it may dial this turn."""
+        if campaign.status == CampaignStatus.PAUSED:
+            self._say(campaign, reasons.PAUSED, "paused with pause_campaign")
+            return []
+        if now >= campaign.end_at:
+            self._complete(campaign, now, reasons.WINDOW_ENDED)
+            return []
+        if now < campaign.start_at:
+            verdict = dial_check.verdict_for(campaign, "", now)
+            self._say(campaign, reasons.OUTSIDE_WINDOW, hours.describe(verdict))
+            return []
+        if campaign.status == CampaignStatus.SCHEDULED:
+            if not CAMPAIGN.advance(campaign.id, CampaignStatus.RUNNING):
+                return []
+            campaign.status = CampaignStatus.RUNNING
+            log.info("campaign running", extra={"account_id": campaign.account_id,
+                                                "campaign_id": campaign.id})
+        self._sync(campaign)
+        if not campaign.contact_local_time:
+            verdict = dial_check.verdict_for(campaign, "", now)
+            if not verdict.allowed:
+                self._say(campaign, verdict.reason_code, hours.describe(verdict))
+                return []
+        bucket = self._bucket(campaign)
+        room = self._room(campaign, load)
+        if room <= 0:
+            return []
+        n = min(bucket.available(), room, BATCH)
+        if n <= 0:
+            return []
+        due = list(CampaignContact.select().where(
+            (CampaignContact.campaign_id == campaign.id)
+            & CampaignContact.state.in_(DUE_STATES) & (CampaignContact.next_at <= now))
+            .order_by(CampaignContact.next_at, CampaignContact.contact_id).limit(n))
+        if not due:
+            self._idle(campaign, now)
+        return due
+
+    def _room(self, campaign: Campaign, load: Load) -> int:
+        """How many more calls the account's cap and the trunk's leave for ``campaign``."""
+        room = BATCH
+        cap = self.settings.account_max_calls
+        if cap:
+            room = cap - load.accounts[campaign.account_id]
+            if room <= 0:
+                self._say(campaign, reasons.ACCOUNT_LIMIT,
+                          f"account limit of {cap} concurrent calls reached")
+                return 0
+        trunk = self.settings.trunk_max_calls
+        if trunk:
+            if load.trunk >= trunk:
+                self._say(campaign, reasons.TRUNK_LIMIT,
+                          f"trunk limit of {trunk} concurrent calls reached")
+                return 0
+            room = min(room, trunk - load.trunk)
+        return room
+
+    def _dial(self, wanted: dict[str, list[tuple[Campaign, list[CampaignContact]]]],
+              now: datetime, load: Load) -> bool:
+        """Start the wanted attempts, one account after the other in turn, so accounts
+        share the trunk's caps equally; True when some were left for the next turn."""
+        queues = {account: [(c, row) for c, rows in items for row in rows]
+                  for account, items in wanted.items()}
+        order = sorted(queues)
+        if order:   # who goes first rotates, so no account always gets the last token
+            shift = self.turns % len(order)
+            order = order[shift:] + order[:shift]
+        left_over = False
+        while order:
+            for account in list(order):
+                if not queues[account]:
+                    order.remove(account)
+                    continue
+                if not self._trunk_allows(load):
+                    for campaign, _ in queues[account][:1]:
+                        self._say(campaign, reasons.TRUNK_LIMIT,
+                                  f"trunk limit of {self.settings.trunk_cps:g} calls per second reached"
+                                  if self.trunk_bucket else "trunk limit reached")
+                    return True
+                campaign, row = queues[account].pop(0)
+                left_over |= self._start(campaign, row, now, load)
+        return left_over
+
+    def _trunk_allows(self, load: Load) -> bool:
+        trunk = self.settings.trunk_max_calls
+        if trunk and load.trunk >= trunk:
+            return False
+        return self.trunk_bucket is None or self.trunk_bucket.available() >= 1
+
+    def _start(self, campaign: Campaign, row: CampaignContact, now: datetime, load: Load) -> bool:
+        """Start one attempt (contact-local hours first); False (never more work)."""
+        if campaign.contact_local_time:
+            verdict = dial_check.verdict_for(campaign, row.number, now)
+            if not verdict.allowed:
+                self._defer(campaign, row, verdict, now)
+                return False
+        attempt_id = attempts.start(campaign, row, now)
+        if attempt_id is None:
+            return False
+        self.buckets[campaign.id].take()
+        if self.trunk_bucket is not None:
+            self.trunk_bucket.take()
+        load.add(campaign.account_id)
+        try:
+            attempts.queue(self.queue, attempt_id, self.settings.ring_timeout)
+        except redis.RedisError:
+            # Committed but not queued: the reconciler queues it once Redis is back.
+            log.warning("attempt not queued yet", extra={"request_id": attempt_id,
+                                                        "campaign_id": campaign.id})
+        self._say(campaign, "", "")
+        return False
+
+    def _defer(self, campaign: Campaign, row: CampaignContact, verdict: hours.Verdict,
+               now: datetime) -> None:
+        """A contact outside its own calling hours waits for them (or is final)."""
+        where = ((CampaignContact.campaign_id == campaign.id)
+                 & (CampaignContact.contact_id == row.contact_id)
+                 & (CampaignContact.state == row.state))
+        if verdict.next_at is None:
+            CampaignContact.update(state=ContactState.SKIPPED.value, reason_code=verdict.reason_code,
+                                   updated_at=now).where(where).execute()
+        else:
+            CampaignContact.update(next_at=verdict.next_at, reason_code=verdict.reason_code,
+                                   updated_at=now).where(where).execute()
+
+    def _idle(self, campaign: Campaign, now: datetime) -> None:
+        """Nothing is due: the campaign is done, waiting for retries or for hours."""
+        counts = dict(CampaignContact.select(CampaignContact.state, peewee.fn.COUNT(1))
+                      .where((CampaignContact.campaign_id == campaign.id)
+                             & CampaignContact.state.in_(OPEN_STATES))
+                      .group_by(CampaignContact.state).tuples())
+        if not counts and not self._unsynced(campaign):
+            self._complete(campaign, now, "")
+            return
+        if counts.get(ContactState.DIALING.value):
+            self._say(campaign, "", "")
+            return
+        nxt = (CampaignContact.select(peewee.fn.MIN(CampaignContact.next_at))
+               .where((CampaignContact.campaign_id == campaign.id)
+                      & CampaignContact.state.in_(DUE_STATES)).scalar())
+        waiting = sum(counts.values())
+        if counts.get(ContactState.RETRY_WAIT.value) == waiting and nxt:
+            self._say(campaign, reasons.RETRY_WAIT,
+                      f"{waiting} contacts waiting for retries, next at {nxt:%H:%M:%S} UTC")
+        elif nxt:
+            self._say(campaign, reasons.OUTSIDE_HOURS,
+                      f"{waiting} contacts waiting for their calling_hours, next at "
+                      f"{nxt:%H:%M:%S} UTC")
+
+    def _complete(self, campaign: Campaign, now: datetime, reason: str) -> None:
+        """Every contact is final, or the window ended: the campaign is completed."""
+        with database.atomic():
+            if not CAMPAIGN.advance(campaign.id, CampaignStatus.COMPLETED):
+                return
+            if reason:
+                CampaignContact.update(state=ContactState.SKIPPED.value, reason_code=reason,
+                                       updated_at=now).where(
+                    (CampaignContact.campaign_id == campaign.id)
+                    & CampaignContact.state.in_(DUE_STATES)).execute()
+            Campaign.update(state_reason_code=reason,
+                            state_reason="campaign window ended" if reason else "").where(
+                Campaign.id == campaign.id).execute()
+        log.info("campaign completed", extra={"account_id": campaign.account_id,
+                                              "campaign_id": campaign.id, "reason": reason})
+
+    # ------------------------------------------------------------------ contacts
+    def _sync(self, campaign: Campaign) -> None:
+        """Add the list's contacts that have no progress row yet (at start, and every
+        :data:`SYNC_EVERY` seconds: contacts added while it runs are dialed too), and
+        count the announcement placeholders each new contact has no value for."""
+        mono = self.monotonic()
+        if mono - self.synced.get(campaign.id, float("-inf")) < SYNC_EVERY:
+            return
+        self.synced[campaign.id] = mono
+        now = self.clock()
+        existing = CampaignContact.select(CampaignContact.contact_id).where(
+            (CampaignContact.campaign_id == campaign.id)
+            & (CampaignContact.contact_id == Contact.id))
+        while True:
+            new = list(Contact.select(Contact.id, Contact.number, Contact.name, Contact.fields)
+                       .where((Contact.list_id == campaign.list_id) & ~peewee.fn.EXISTS(existing))
+                       .order_by(Contact.id).limit(SYNC_BATCH).tuples())
+            if not new:
+                return
+            with database.atomic():
+                CampaignContact.insert_many(
+                    [(campaign.id, cid, num, ContactState.PENDING.value, 0, now, "", now)
+                     for cid, num, _, _ in new],
+                    fields=[CampaignContact.campaign_id, CampaignContact.contact_id,
+                            CampaignContact.number, CampaignContact.state,
+                            CampaignContact.attempts, CampaignContact.next_at,
+                            CampaignContact.reason_code, CampaignContact.updated_at],
+                ).on_conflict_ignore().execute()
+                attempts.count_missing(campaign, new)
+            log.info("contacts added to campaign", extra={
+                "campaign_id": campaign.id, "account_id": campaign.account_id, "added": len(new)})
+            if len(new) < SYNC_BATCH:
+                return
+
+    def _unsynced(self, campaign: Campaign) -> bool:
+        existing = CampaignContact.select(CampaignContact.contact_id).where(
+            (CampaignContact.campaign_id == campaign.id)
+            & (CampaignContact.contact_id == Contact.id))
+        return (Contact.select(Contact.id).where((Contact.list_id == campaign.list_id)
+                                                 & ~peewee.fn.EXISTS(existing)).exists())
+
+    def _bucket(self, campaign: Campaign) -> pacing.Bucket:
+        bucket = self.buckets.get(campaign.id)
+        if bucket is None:
+            bucket = self.buckets[campaign.id] = pacing.per_minute(
+                campaign.calls_per_minute, self.settings.scan_interval)
+            bucket.clock = self.monotonic
+            bucket.at = self.monotonic()
+        return bucket
+
+    def _say(self, campaign: Campaign, code: str, sentence: str) -> None:
+        """Record why the campaign is (not) dialing, when that changed."""
+        if self.said.get(campaign.id) == (code, sentence):
+            return
+        if (campaign.state_reason_code, campaign.state_reason) != (code, sentence):
+            Campaign.update(state_reason_code=code, state_reason=sentence[:200]).where(
+                Campaign.id == campaign.id).execute()
+        self.said[campaign.id] = (code, sentence)
+
+    # ------------------------------------------------------------------ reconcile
+    def reconcile(self, now: datetime) -> None:
+        """Re-queue attempts whose job was lost; settle attempts whose notice was lost."""
+        stale = list(CampaignAttempt.select(CampaignAttempt.id).join(
+            CallRequest, on=(CallRequest.id == CampaignAttempt.id)).where(
+            (CampaignAttempt.status == AttemptState.QUEUED.value)
+            & (CallRequest.status == CallState.QUEUED.value)
+            & (CampaignAttempt.created_at < now - REQUEUE_AFTER)).limit(BATCH))
+        if stale:
+            queued = set(self.queue.get_job_ids())
+            for row in stale:
+                if row.id not in queued:
+                    log.warning("attempt's job lost; queued again", extra={"request_id": row.id})
+                    attempts.queue(self.queue, row.id, self.settings.ring_timeout)
+        unsettled = (CampaignAttempt.select(CampaignAttempt.id, Cdr.dial_status, Cdr.hangup_cause)
+                     .join(CallRequest, on=(CallRequest.id == CampaignAttempt.id))
+                     .join(Cdr, on=((Cdr.request_id == CampaignAttempt.id)
+                                    & (Cdr.account_id == CampaignAttempt.account_id)))
+                     .where(CampaignAttempt.status.in_([AttemptState.QUEUED.value,
+                                                        AttemptState.PLACED.value])
+                            & (CallRequest.status == CallState.DONE.value))
+                     .limit(BATCH).tuples())
+        for attempt_id, dial_status, cause in unsettled:
+            if attempts.settle(attempt_id, dial_status, cause, now):
+                log.warning("attempt settled from its CDR (its notice was lost)",
+                            extra={"request_id": attempt_id})
