@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import logging
 import subprocess
 import sys
@@ -241,3 +242,45 @@ def test_joe_renders_the_male_voices(tmp_path):
     fast = tts.render_text(SENTENCE, neural_prosody(voice="Matthew", rate="x-fast"), tmp_path / "f.wav")
     assert audio.duration(fast) < fmt.duration / 1.3
 
+
+
+# --- accuracy: the OTP, transcribed ----------------------------------------------------
+
+#: An OTP template with no number words of its own, so every digit heard is the code's.
+OTP_TEMPLATE = "Your verification code is {otp}. I repeat, {otp}."
+SPOKEN_DIGITS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+                 "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
+
+
+def heard_digits(text: str) -> str:
+    """The digits a transcript holds, in order, whether written as figures or words."""
+    tokens = re.findall(r"[a-z]+|[0-9]", text.lower())
+    return "".join(SPOKEN_DIGITS.get(token, token) for token in tokens
+                   if token.isdigit() or token in SPOKEN_DIGITS)
+
+
+@pytest.fixture(scope="module")
+def transcriber():
+    """The platform's offline transcriber (faster-whisper, tiny.en, int8)."""
+    whisper = pytest.importorskip("cpaas.transcription.whisper")
+    return whisper, whisper.load_model(threads=1)
+
+
+OTP_CASES = [
+    pytest.param("Joanna", "4721", marks=pytest.mark.xfail(
+        strict=True, reason="heart reads '4, 7, 2, 1' as one quick number: 'for 721'")),
+    ("Joanna", "1987"), ("Joanna", "305826"),
+    *(pytest.param("Matthew", otp, marks=needs_piper) for otp in ("4721", "1987", "305826")),
+]
+
+
+@pytest.mark.parametrize("voice, otp", OTP_CASES)
+def test_otp_transcribed_holds_the_codes_digits_in_order(tmp_path, transcriber, voice, otp):
+    whisper, model = transcriber
+    prosody = neural_prosody(voice=voice)
+    assert tts.resolve(tts.get_backend("espeak"), prosody).name.startswith("neural:")
+    path = tts.render_otp(OTP_TEMPLATE, otp, prosody, tmp_path / "otp.wav")
+    [samples] = whisper.channels_of(path, 1)
+    segments, _info = model.transcribe(samples, **whisper.OPTIONS)
+    text = " ".join(segment.text for segment in segments)
+    assert otp in heard_digits(text), text
