@@ -47,6 +47,17 @@ HIBARI_SEED = 0
 ORT_THREADS = 1
 
 
+#: What goes between an OTP's characters, per engine. hibari reads ``4, 7, 2, 1`` as one
+#: quick number ("four seven-twenty-one", transcribed "for 721"); a full stop gives each
+#: digit its own pause. piper reads the commas well and slurs digits after full stops.
+DIGIT_SEPARATORS = {"hibari": ". ", "piper": ", "}
+
+
+def digit_separator(spec: str) -> str:
+    """The separator that makes ``spec`` read an OTP one character at a time."""
+    return DIGIT_SEPARATORS.get(spec.partition(":")[0], ", ")
+
+
 class NeuralUnavailable(RuntimeError):
     """The neural voice cannot be used (not installed, or its model would not load)."""
 

@@ -267,9 +267,7 @@ def transcriber():
 
 
 OTP_CASES = [
-    pytest.param("Joanna", "4721", marks=pytest.mark.xfail(
-        strict=True, reason="heart reads '4, 7, 2, 1' as one quick number: 'for 721'")),
-    ("Joanna", "1987"), ("Joanna", "305826"),
+    ("Joanna", "4721"), ("Joanna", "1987"), ("Joanna", "305826"),
     *(pytest.param("Matthew", otp, marks=needs_piper) for otp in ("4721", "1987", "305826")),
 ]
 
