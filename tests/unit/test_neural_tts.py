@@ -174,6 +174,21 @@ def test_missing_voice_file_falls_back_to_standard_and_says_so(tmp_path, monkeyp
                for entry in fallbacks)
 
 
+def test_voice_that_will_not_load_falls_back_when_rendering(tmp_path, monkeypatch, caplog):
+    # Files present (so the API said neural) but not a voice: loading it fails.
+    model = tmp_path / "damaged.onnx"
+    model.write_bytes(b"not an onnx model")
+    Path(f"{model}.json").write_text("{}")
+    monkeypatch.setenv(neural.FEMALE_SETTING, f"piper:{model}")
+    prosody = neural_prosody()
+    assert tts.engine_used(prosody, "espeak") == "neural"
+    with caplog.at_level(logging.WARNING, logger="cpaas.telephony.tts"):
+        path = tts.render_text(SENTENCE, prosody, tmp_path / "spoken.wav")
+    assert audio.info(path).is_telephone and audio.rms(path) > 0.02
+    [record] = [r for r in caplog.records if getattr(r, "tts_engine_used", None) == "standard"]
+    assert "damaged.onnx" in record.reason
+
+
 def test_unknown_hibari_voice_not_downloaded_falls_back(monkeypatch):
     # fenrir exists in hibari's registry but is fetched on first use: never at run time here.
     monkeypatch.setenv(neural.MALE_SETTING, "hibari:fenrir")
