@@ -1,4 +1,10 @@
-"""Text to telephone audio: SSML building, the espeak-ng and Amazon Polly backends, OTPs.
+"""Text to telephone audio: SSML building, the espeak-ng, offline neural and Amazon Polly
+backends, OTPs.
+
+``tts_engine_type: neural`` is spoken offline by a neural voice chosen by the Polly
+voice's gender (:mod:`cpaas.telephony.neural`) when one is installed, else by espeak-ng,
+never silently: :func:`resolve` picks the backend and logs a fallback, and
+:func:`engine_used` tells the API which engine will speak.
 
 Every rendered file is telephone audio (WAV, 8 kHz, mono, 16-bit signed PCM), written
 atomically, so an engine can play it as soon as the path exists.
@@ -8,8 +14,8 @@ Security rules this module keeps:
 * user text is XML-escaped into the SSML, so a template can never inject markup
   (``</prosody><audio src=…/>`` is read out, not obeyed); prosody attribute values
   come only from the spec's fixed lists;
-* text reaches espeak-ng in memory (its library, :mod:`cpaas.telephony.espeak`) and sox
-  on stdin, never on a command line (``ps`` would show it); no program runs through a
+* text reaches espeak-ng in memory (its library, :mod:`cpaas.telephony.espeak`), the
+  neural voices in memory, and sox on stdin, never on a command line (``ps`` would show it); no program runs through a
   shell;
 * OTP audio is rendered per call and never cached; the OTP and the text never
   appear in log records. :func:`render_cached` is for secret-free text only.
@@ -220,13 +226,13 @@ class NeuralBackend:
         text = "".join(ET.fromstring(ssml).itertext()).strip()
         try:
             samples, rate = neural.speak(self.voice, text, neural.RATE_SPEED[prosody.rate])
+            if not len(samples):  # e.g. text in a script the English G2P has no sounds for
+                raise neural.NeuralUnavailable(f"{self.voice} produced no audio for this text")
         except neural.NeuralUnavailable as exc:
-            # Installed but would not load (a damaged model): speak anyway, and say so.
+            # Installed but would not load (a damaged model), or silent: speak anyway, say so.
             _log_fallback(prosody, str(exc))
             EspeakBackend().synthesize(ssml_for(text, prosody, polly=False), prosody, dst)
             return
-        if not len(samples):
-            raise TTSError(f"{self.voice} produced no audio")
         source = ["-t", "raw", "-r", str(rate), "-e", "floating-point", "-b", "32", "-c", "1", "-"]
         cents = neural.PITCH_CENTS[prosody.pitch]
         effects = ("pitch", str(cents)) if cents else ()
@@ -397,12 +403,17 @@ def engine_used_for(data: Mapping[str, Any], backend_name: str, **context: str) 
 
 
 def render_text(text: str, prosody: Prosody, dst: Path, backend: TTSBackend | None = None) -> Path:
-    """Render ``text`` (plain text, escaped into SSML) into the telephone WAV ``dst``."""
+    """Render ``text`` (plain text, escaped into SSML) into the telephone WAV ``dst``
+    with the backend that really speaks ``prosody`` (:func:`resolve`)."""
+    return _render(text, prosody, dst, resolve(_default(backend), prosody))
+
+
+def _render(text: str, prosody: Prosody, dst: Path, backend: TTSBackend) -> Path:
+    """:func:`render_text` with ``backend`` already resolved."""
     if not isinstance(dst, (str, os.PathLike)):
         raise TypeError(f"dst must be a path, not {type(dst).__name__}")
     if not text.strip():
         raise ValueError("nothing to say: text is empty")
-    backend = resolve(_default(backend), prosody)
     dst = Path(dst)
     started = time.perf_counter()
     backend.synthesize(ssml_for(text, prosody, polly=backend.name == "polly"), prosody, dst)
@@ -430,8 +441,8 @@ def render_otp(
         raise ValueError(f"announcement template has no {OTP_PLACEHOLDER} placeholder")
     backend = resolve(_default(backend), prosody)
     separator = getattr(backend, "digit_separator", ", ")
-    return render_text(template_text.replace(OTP_PLACEHOLDER, speak_digits(otp, separator)),
-                       prosody, dst, backend)
+    return _render(template_text.replace(OTP_PLACEHOLDER, speak_digits(otp, separator)),
+                   prosody, dst, backend)
 
 
 def cache_key(text: str, prosody: Prosody, backend_name: str) -> str:
@@ -453,4 +464,4 @@ def render_cached(
     path = Path(cache_dir) / f"{cache_key(text, prosody, backend.name)}.wav"
     if path.exists() and audio.is_audio_wav(path):
         return path
-    return render_text(text, prosody, path, backend)
+    return _render(text, prosody, path, backend)

@@ -168,7 +168,7 @@ def test_missing_voice_file_falls_back_to_standard_and_says_so(tmp_path, monkeyp
     assert backend.name == "espeak"
     assert audio.info(path).is_telephone
     fallbacks = [entry for entry in formatted if entry.get("tts_engine_used") == "standard"]
-    assert fallbacks, formatted
+    assert len(fallbacks) == 3, formatted  # once for each of the three calls
     assert all(entry["request_id"] == "57362de4f0" for entry in fallbacks)
     assert all(entry["gender"] == "Female" and "no-such-voice.onnx" in entry["reason"]
                for entry in fallbacks)
@@ -187,6 +187,15 @@ def test_voice_that_will_not_load_falls_back_when_rendering(tmp_path, monkeypatc
     assert audio.info(path).is_telephone and audio.rms(path) > 0.02
     [record] = [r for r in caplog.records if getattr(r, "tts_engine_used", None) == "standard"]
     assert "damaged.onnx" in record.reason
+
+
+def test_text_the_neural_voice_cannot_read_is_spoken_by_espeak(tmp_path, caplog):
+    # hibari's English G2P has no sounds for Devanagari: espeak-ng reads it instead.
+    with caplog.at_level(logging.WARNING, logger="cpaas.telephony.tts"):
+        path = tts.render_text("आपका कोड है", neural_prosody(), tmp_path / "hindi.wav")
+    assert audio.info(path).is_telephone and audio.rms(path) > 0.02
+    assert [r.reason for r in caplog.records if getattr(r, "tts_engine_used", None) == "standard"
+            ] == ["hibari:heart produced no audio for this text"]
 
 
 def test_unknown_hibari_voice_not_downloaded_falls_back(monkeypatch):
