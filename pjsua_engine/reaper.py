@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from cpaas.telephony import ephemeral, live
+from cpaas.telephony import causes, ephemeral, live
 from cpaas.telephony.events import LegHangup, LegOutcome, PlanEnded, publish
 from cpaas.telephony.outcomes import LegEnd, dial_status
 from pjsua_engine import keys
@@ -58,8 +58,11 @@ def reap(r: redis.Redis, worker_id: str, cause: str = CAUSE, *, media_dir: Path)
                 live.remove(r, outcome.channel, account_id)
             closed_channels.add(outcome.channel)
             legs[role] = outcome
+        # A plan that had not placed a leg yet sent no INVITE: saying so lets a
+        # campaign dial that contact again rather than count a try that never left.
         publish(r, PlanEnded(plan_id=plan_id, account_id=account_id, legs=legs,
-                             dtmf=state.get("dtmf", ""), cause=cause,
+                             dtmf=state.get("dtmf", ""),
+                             cause=cause if legs else causes.not_placed(cause),
                              ivr_result=state.get("ivr_result", ""),
                              transfer_to=state.get("transfer_to", "")))
         ephemeral.release(r, plan_id, plan.get("ephemeral_files", []), media_dir)
