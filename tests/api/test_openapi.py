@@ -83,7 +83,8 @@ def _states_only_schema_rules(case) -> bool:
         return True
     body = case.body if isinstance(case.body, dict) else {}
     path = case.operation.path
-    if path == "/api/create_campaign" and not _calling_hours_in_order(body.get("calling_hours")):
+    if path == "/api/create_campaign" and not (_calling_hours_in_order(body.get("calling_hours"))
+                                               and _digit_keys_fit(body)):
         return False
     if path == "/api/create_campaign" and "campaign_start_date" in body and "campaign_end_date" in body:
         start, end = _when(body["campaign_start_date"], _zone(body)), _when(body["campaign_end_date"], _zone(body))
@@ -105,6 +106,16 @@ def _calling_hours_in_order(text: Any) -> bool:
     """calling_hours' start before its end (a range the schema cannot read is its to judge)."""
     match = re.fullmatch(r"([0-9]{2}):([0-9]{2})-([0-9]{2}):([0-9]{2})", str(text or "").strip())
     return match is None or match.group(1, 2) < match.group(3, 4)
+
+
+def _digit_keys_fit(body: dict[str, Any]) -> bool:
+    """No ivr_digit_map key longer than ivr_max_digits."""
+    keys = body.get("ivr_digit_map")
+    try:
+        most = v.IntLike().deserialize(body.get("ivr_max_digits", 1))
+    except ValidationError:
+        return True
+    return not isinstance(keys, dict) or all(len(key) <= most for key in keys)
 
 
 def _upload_is_valid(body: dict[str, Any]) -> bool:
