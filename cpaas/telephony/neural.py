@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,15 +48,16 @@ HIBARI_SEED = 0
 ORT_THREADS = 1
 
 
-#: What goes between an OTP's characters, per engine. hibari reads ``4, 7, 2, 1`` as one
-#: quick number ("four seven-twenty-one", transcribed "for 721"); a full stop gives each
-#: digit its own pause. piper reads the commas well and slurs digits after full stops.
-DIGIT_SEPARATORS = {"hibari": ". ", "piper": ", "}
+#: Single characters read one by one, as :func:`cpaas.telephony.tts.speak_digits` writes
+#: an OTP: ``4, 7, 2, 1``.
+_SPELLED = re.compile(r"(?<=\b\w), (?=\w\b)")
 
 
-def digit_separator(spec: str) -> str:
-    """The separator that makes ``spec`` read an OTP one character at a time."""
-    return DIGIT_SEPARATORS.get(spec.partition(":")[0], ", ")
+def readable(spec: str, text: str) -> str:
+    """``text`` as ``spec`` reads it best. hibari reads ``4, 7, 2, 1`` as one quick number
+    ("four seven-twenty-one", transcribed "for 721"): full stops give each character its
+    own pause. piper reads the commas well (and slurs digits after full stops)."""
+    return _SPELLED.sub(". ", text) if spec.startswith("hibari:") else text
 
 
 class NeuralUnavailable(RuntimeError):

@@ -219,13 +219,13 @@ class NeuralBackend:
     def __init__(self, voice: str) -> None:
         self.voice = voice
         self.name = f"neural:{voice}"
-        self.digit_separator = neural.digit_separator(voice)
 
     def synthesize(self, ssml: str, prosody: Prosody, dst: Path) -> None:
         """Speak the text of ``ssml`` with the neural voice into the telephone WAV ``dst``."""
         text = "".join(ET.fromstring(ssml).itertext()).strip()
         try:
-            samples, rate = neural.speak(self.voice, text, neural.RATE_SPEED[prosody.rate])
+            samples, rate = neural.speak(self.voice, neural.readable(self.voice, text),
+                                         neural.RATE_SPEED[prosody.rate])
             if not len(samples):  # e.g. text in a script the English G2P has no sounds for
                 raise neural.NeuralUnavailable(f"{self.voice} produced no audio for this text")
         except neural.NeuralUnavailable as exc:
@@ -335,14 +335,14 @@ def ssml_for(text: str, prosody: Prosody, polly: bool = True) -> str:
     return f"<speak><prosody {rendered}>{body}</prosody></speak>"
 
 
-def speak_digits(otp: str, separator: str = ", ") -> str:
+def speak_digits(otp: str) -> str:
     """The OTP with its characters separated so each is read on its own: ``1, 9, 8, 7``.
 
     Raises ``ValueError`` unless the OTP is 1–32 letters or digits.
     """
     if not isinstance(otp, str) or not OTP_RE.fullmatch(otp):
         raise ValueError("otp must be 1-32 letters or digits")
-    return separator.join(otp)
+    return ", ".join(otp)
 
 
 def _default(backend: TTSBackend | None) -> TTSBackend:
@@ -439,10 +439,7 @@ def render_otp(
         raise TypeError("dst must be a path; render_otp renders once, repeats are Play(times=…)")
     if OTP_PLACEHOLDER not in template_text:
         raise ValueError(f"announcement template has no {OTP_PLACEHOLDER} placeholder")
-    backend = resolve(_default(backend), prosody)
-    separator = getattr(backend, "digit_separator", ", ")
-    return _render(template_text.replace(OTP_PLACEHOLDER, speak_digits(otp, separator)),
-                   prosody, dst, backend)
+    return render_text(template_text.replace(OTP_PLACEHOLDER, speak_digits(otp)), prosody, dst, backend)
 
 
 def cache_key(text: str, prosody: Prosody, backend_name: str) -> str:
