@@ -50,6 +50,10 @@ def verdict_for(campaign: Campaign, number: str, now: datetime) -> hours.Verdict
 def refusal(attempt: CampaignAttempt, campaign: Campaign, cap: int,
             now: datetime) -> Refusal | None:
     """Why ``attempt`` must not be dialed at ``now``; None when it may."""
+    if campaign.status == CampaignStatus.COMPLETED:
+        # Completed with an attempt still queued: its window ended (a campaign whose
+        # contacts are all final has none), so the contact is final too.
+        return Refusal(reasons.WINDOW_ENDED, ContactState.SKIPPED, now)
     if campaign.status != CampaignStatus.RUNNING:
         reason = reasons.PAUSED if campaign.status == CampaignStatus.PAUSED else reasons.STOPPED
         return Refusal(reason, ContactState.PENDING, now)

@@ -118,6 +118,10 @@ class DialerTask:
             self._say(campaign, reasons.PAUSED, "paused with pause_campaign")
             return []
         if now >= campaign.end_at:
+            # Take in the contacts not synced yet (the dialer was down, or they joined
+            # since the last look), so they too are counted as skipped, not nowhere.
+            self.synced.pop(campaign.id, None)
+            self._sync(campaign)
             self._complete(campaign, now, reasons.WINDOW_ENDED)
             return []
         if now < campaign.start_at:
@@ -158,8 +162,7 @@ class DialerTask:
         if cap:
             room = cap - load.accounts[campaign.account_id]
             if room <= 0:
-                self._say(campaign, reasons.ACCOUNT_LIMIT,
-                          f"account limit of {cap} concurrent calls reached")
+                self._say_account_limit(campaign)
                 return 0
         trunk = self.settings.trunk_max_calls
         if trunk:
@@ -170,10 +173,19 @@ class DialerTask:
             room = min(room, trunk - load.trunk)
         return room
 
+    def _say_account_limit(self, campaign: Campaign) -> None:
+        self._say(campaign, reasons.ACCOUNT_LIMIT,
+                  f"account limit of {self.settings.account_max_calls} concurrent calls reached")
+
+    def _account_full(self, account_id: str, load: Load) -> bool:
+        cap = self.settings.account_max_calls
+        return bool(cap) and load.accounts[account_id] >= cap
+
     def _dial(self, wanted: dict[str, list[tuple[Campaign, list[CampaignContact]]]],
               now: datetime, load: Load) -> bool:
         """Start the wanted attempts, one account after the other in turn, so accounts
-        share the trunk's caps equally; True when some were left for the next turn."""
+        share the trunk's caps equally (and each account's cap holds across its
+        campaigns); True only when a batch limit left work that is due at once."""
         queues = {account: [(c, row) for c, rows in items for row in rows]
                   for account, items in wanted.items()}
         order = sorted(queues)
@@ -183,6 +195,12 @@ class DialerTask:
         left_over = False
         while order:
             for account in list(order):
+                if queues[account] and self._account_full(account, load):
+                    # Each campaign's room was counted before any of them dialed: the
+                    # account's cap holds across all of its campaigns in this turn.
+                    for campaign in {c.id: c for c, _ in queues[account]}.values():
+                        self._say_account_limit(campaign)
+                    queues[account] = []
                 if not queues[account]:
                     order.remove(account)
                     continue
@@ -191,7 +209,9 @@ class DialerTask:
                         self._say(campaign, reasons.TRUNK_LIMIT,
                                   f"trunk limit of {self.settings.trunk_cps:g} calls per second reached"
                                   if self.trunk_bucket else "trunk limit reached")
-                    return True
+                    # Not "more due at once": the trunk's tokens arrive at its rate and
+                    # the next turn finds them; running again now would only spin.
+                    return left_over
                 campaign, row = queues[account].pop(0)
                 left_over |= self._start(campaign, row, now, load)
         return left_over
