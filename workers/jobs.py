@@ -15,7 +15,7 @@ from pathlib import Path
 import redis
 
 from cpaas import config, logs
-from cpaas.calls import claim
+from cpaas.calls import claim, line
 from cpaas.redis_conn import get_redis
 from cpaas.telephony import causes, ephemeral, espeak, events, sealed, tts
 from cpaas.telephony.engine_client import EngineClient, engine_client
@@ -119,13 +119,32 @@ def _admitted(settings: config.Settings, plan: Plan) -> bool:
                                 settings.max_attempts_per_number_24h)
 
 
-def place_call(plan_json: str) -> None:
-    """RQ job: place ``plan`` on the configured engine, then render its secret prompts."""
+def _waits_in_line(settings: config.Settings, plan: Plan, plan_json: str) -> bool:
+    """Put the plan in its account's line when the account is at its cap (or others
+    wait); True when it did (:mod:`cpaas.calls.line`). Campaigns hold back by themselves."""
+    from cpaas.db import database
+
+    r = get_redis(settings.effective_redis_url)
+    claim.bind(settings.effective_database_url)
+    with database.connection_context():
+        if not line.must_wait(r, plan.account_id, settings.account_max_calls):
+            return False
+    line.join(r, plan.account_id, plan_json)
+    log.info("call waits in the account's line", extra={"kind": plan.kind})
+    return True
+
+
+def place_call(plan_json: str, from_line: bool = False) -> None:
+    """RQ job: place ``plan`` on the configured engine, then render its secret prompts.
+
+    ``from_line``: the account's line let it through (its turn has come; no new look)."""
     plan = Plan.from_json(plan_json)
     logs.request_id_var.set(plan.plan_id)
     logs.account_id_var.set(plan.account_id)
     try:
         settings, engine = _context()
+        if plan.kind != "campaign" and not from_line and _waits_in_line(settings, plan, plan_json):
+            return
         if not claim.for_dialing(settings.effective_database_url, plan.plan_id):
             return
         if plan.kind == "campaign" and not _admitted(settings, plan):

@@ -73,6 +73,7 @@ def _start_scanner(stop: threading.Event) -> threading.Thread:
     from cpaas.callbacks.scheduler import CallbackTask
     from cpaas.campaigns.dialer import DialerTask
     from cpaas.calls import claim
+    from cpaas.calls.line import LineTask
     from cpaas.calls.retention import RetentionTask
     from cpaas.redis_conn import get_redis
     from cpaas.storage import get_storage
@@ -80,6 +81,6 @@ def _start_scanner(stop: threading.Event) -> threading.Thread:
     settings = config.load()
     claim.bind(settings.effective_database_url)   # the database the call jobs use too
     r = get_redis(settings.effective_redis_url)
-    tasks = [CallbackTask(settings, r), DialerTask(settings, r),
+    tasks = [LineTask(settings, r), CallbackTask(settings, r), DialerTask(settings, r),
              RetentionTask(settings, get_storage())]
     return scanner.start(r, tasks, settings.scan_interval, stop)

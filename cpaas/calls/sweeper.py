@@ -31,6 +31,7 @@ import redis
 from rq import Queue
 
 from cpaas import config
+from cpaas.calls import line
 from cpaas.calls.state import OPEN, CallState
 from cpaas.cdr import deadletter
 from cpaas.cdr.consumer import GROUP
@@ -64,7 +65,7 @@ class Evidence:
 def gather(r: redis.Redis, engine: EngineClient | None) -> Evidence:
     """Read everything a pass needs from Redis and the engine (None: no engine can run)."""
     ev = Evidence()
-    ev.queued_jobs = set(Queue(CALLS_QUEUE, connection=r).get_job_ids())
+    ev.queued_jobs = set(Queue(CALLS_QUEUE, connection=r).get_job_ids()) | line.waiting_ids(r)
     ev.engine_plans = engine.held_plans() if engine is not None else set()
     ev.live_requests = {json.loads(raw)["request_id"] for raw in r.hvals(live.LEGS_KEY)}
     ev.pending_events = {json.loads(raw)["plan_id"] for raw in r.hvals(deadletter.RETRYING_KEY)}

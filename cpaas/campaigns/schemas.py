@@ -319,5 +319,5 @@ class CampaignContactsSchema(PageSchema):
 
     campaign_id = PrefixedId("CM", required=True, metadata={
         "description": "A campaign_id of your account (from create_campaign)."})
-    after_id = IntLike(minimum=0, maximum=2**62, metadata={
+    after_id = IntLike(minimum=0, maximum=10**12 - 1, metadata={
         "description": "Return the contacts after this contact_id (from a previous page)."})
