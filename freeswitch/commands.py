@@ -1,0 +1,170 @@
+"""Every command string the platform sends FreeSWITCH, built from whitelisted tokens only.
+
+FreeSWITCH's command syntax has no escaping that is safe to rely on: inside ``{…}`` a
+comma silently truncates a value, a space splits the command, quotes and ``}`` break it,
+and a newline starts a second command (GUIDE §6). So no builder escapes anything: each
+argument must match a strict pattern (digits, our own uuids and ids, known enumerations,
+media paths already checked by :func:`cpaas.telephony.plans.check_media_name`) or the
+builder raises ``ValueError`` before a byte is sent. Free text never gets here: it is
+rendered to audio first and only that file's name travels.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from cpaas.telephony.plans import check_media_name
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+#: A channel variable's value (GUIDE §6's whitelist).
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_.@+:-]{1,64}$")
+VAR_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+DIGITS_RE = re.compile(r"^[0-9]{1,15}$")
+#: What an originate dials: ``sofia/gateway/<gw>/<digits>``, ``user/<ext>`` (@domain), …
+DIAL_RE = re.compile(r"^[A-Za-z0-9_.@+:/-]{1,200}$")
+#: An absolute folder on the node (media root, recordings): no spaces, no dots-only parts.
+DIR_RE = re.compile(r"^/[A-Za-z0-9_./-]{0,300}$")
+#: Hangup causes we ever ask for.
+KILL_CAUSES = frozenset({"NORMAL_CLEARING", "ORIGINATOR_CANCEL", "NO_ANSWER", "MANAGER_REQUEST"})
+#: Events the listener subscribes to.
+EVENTS = ("BACKGROUND_JOB", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER",
+          "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE", "CHANNEL_HANGUP_COMPLETE", "DTMF",
+          "PLAYBACK_START", "PLAYBACK_STOP", "RECORD_START", "RECORD_STOP", "HEARTBEAT")
+MAX_SECONDS = 3600
+
+
+def _check(value: object, pattern: re.Pattern[str], what: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValueError(f"{what} {value!r} is not allowed in a FreeSWITCH command")
+    return value
+
+
+def _uuid(value: object) -> str:
+    return _check(value, UUID_RE, "uuid")
+
+
+def _seconds(value: object, what: str) -> int:
+    if type(value) is not int or not 1 <= value <= MAX_SECONDS:
+        raise ValueError(f"{what} must be 1..{MAX_SECONDS} seconds")
+    return value
+
+
+def node_path(root: str, name: str) -> str:
+    """``name`` (a plan's media or recording name) under the node's folder ``root``."""
+    _check(root, DIR_RE, "folder")
+    if ".." in root:
+        raise ValueError("folder must not climb")
+    return f"{root.rstrip('/')}/{check_media_name(name)}"
+
+
+def _path(path: object) -> str:
+    _check(path, DIR_RE, "path")
+    if ".." in str(path) or str(path).endswith("/"):
+        raise ValueError(f"path {path!r} is not a file under a known folder")
+    return str(path)
+
+
+def _dial(value: object) -> str:
+    _check(value, DIAL_RE, "dial string")
+    if ".." in str(value):
+        raise ValueError("a dial string names no path")
+    return str(value)
+
+
+def dial_string(template: str, number: str) -> str:
+    """A configured dial template (``sofia/gateway/trunk/{number}``, ``user/{ext}``)
+    with validated digits in it; the result must still be one safe token."""
+    _check(number, DIGITS_RE, "number")
+    return _dial(template.replace("{number}", number).replace("{ext}", number))
+
+
+def originate(leg_uuid: str, dial: str, caller_id: str, ring_timeout: int,
+              variables: Mapping[str, str]) -> str:
+    """``bgapi originate`` of one leg that parks when answered (run with a Job-UUID).
+
+    ``variables`` are our ``cpaas_*`` attributions; every leg also parks (never hangs up)
+    when a bridge it is in breaks, so transfers and holds are ours to decide.
+    """
+    pairs = {"origination_uuid": _uuid(leg_uuid),
+             "origination_caller_id_number": _check(caller_id, DIGITS_RE, "caller id"),
+             "origination_caller_id_name": caller_id,
+             "originate_timeout": str(_seconds(ring_timeout, "ring timeout")),
+             "ignore_early_media": "true", "hangup_after_bridge": "false",
+             "park_after_bridge": "true"}
+    for name, value in variables.items():
+        if not name.startswith("cpaas_"):
+            raise ValueError(f"channel variable {name!r} is not ours")
+        pairs[_check(name, VAR_NAME_RE, "variable name")] = _check(value, TOKEN_RE, name)
+    block = ",".join(f"{name}={value}" for name, value in pairs.items())
+    return f"bgapi originate {{{block}}}{_dial(dial)} &park()"
+
+
+def broadcast_playback(leg_uuid: str, path: str) -> str:
+    """Play one file to a leg once (``PLAYBACK_STOP`` when done); the leg stays parked."""
+    return f"bgapi uuid_broadcast {_uuid(leg_uuid)} playback::{_path(path)} aleg"
+
+
+def loop_playback_then_hangup(leg_uuid: str, path: str, times: int) -> str:
+    """Move an unbridged leg to play a file ``times`` times and hang up (one command for
+    an OTP or an announcement; the inline dialplan's own ``^`` separator, GUIDE §5)."""
+    if type(times) is not int or not 1 <= times <= 100:
+        raise ValueError("times must be 1..100")
+    return (f"bgapi uuid_transfer {_uuid(leg_uuid)} "
+            f"'m:^:loop_playback:+{times} {_path(path)}^hangup:NORMAL_CLEARING' inline")
+
+
+def play_and_get_digits(leg_uuid: str, path: str, max_digits: int, timeout: int) -> str:
+    """Move an unbridged leg to prompt and collect up to ``max_digits`` (into the channel
+    variable ``cpaas_digits``), then park again."""
+    if type(max_digits) is not int or not 1 <= max_digits <= 20:
+        raise ValueError("max_digits must be 1..20")
+    ms = _seconds(timeout, "gather timeout") * 1000
+    return (f"bgapi uuid_transfer {_uuid(leg_uuid)} 'm:^:play_and_get_digits:1 {max_digits} 1 "
+            f"{ms} # {_path(path)} silence_stream://250 cpaas_digits [0-9*#]+^park' inline")
+
+
+def bridge(a_uuid: str, b_uuid: str) -> str:
+    """Connect two answered legs."""
+    return f"bgapi uuid_bridge {_uuid(a_uuid)} {_uuid(b_uuid)}"
+
+
+def set_stereo(leg_uuid: str) -> str:
+    """Record the leg's next recording in stereo: its own audio left, its peer's right."""
+    return f"api uuid_setvar {_uuid(leg_uuid)} RECORD_STEREO true"
+
+
+def set_read_only(leg_uuid: str) -> str:
+    """Record only what the leg's far end says (one side, mono)."""
+    return f"api uuid_setvar {_uuid(leg_uuid)} RECORD_READ_ONLY true"
+
+
+def record_start(leg_uuid: str, path: str) -> str:
+    """Start recording a leg into ``path`` (closed, with ``RECORD_STOP``, at hangup)."""
+    return f"api uuid_record {_uuid(leg_uuid)} start {_path(path)}"
+
+
+def record_stop(leg_uuid: str, path: str) -> str:
+    """Stop one recording of a leg."""
+    return f"api uuid_record {_uuid(leg_uuid)} stop {_path(path)}"
+
+
+def park(leg_uuid: str) -> str:
+    """Take a leg out of whatever it runs (a bridge) and park it: hold."""
+    return f"bgapi uuid_transfer {_uuid(leg_uuid)} park inline"
+
+
+def kill(leg_uuid: str, cause: str = "NORMAL_CLEARING") -> str:
+    """Hang a leg up (a CANCEL before it answers, a BYE after)."""
+    if cause not in KILL_CAUSES:
+        raise ValueError(f"hangup cause {cause!r} is not one we send")
+    return f"bgapi uuid_kill {_uuid(leg_uuid)} {cause}"
+
+
+def exists(leg_uuid: str) -> str:
+    """Whether a channel still exists (answers ``true``/``false``)."""
+    return f"api uuid_exists {_uuid(leg_uuid)}"
+
+
+def subscribe() -> str:
+    """The listener's subscription."""
+    return "events plain " + " ".join(EVENTS)
