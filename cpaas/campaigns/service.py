@@ -295,11 +295,14 @@ def pause_campaign(account_id: str, campaign_id: str) -> None:
 
 
 def resume_campaign(account_id: str, campaign_id: str) -> None:
-    """Resume a paused campaign where it stopped; 409 unless it is paused."""
+    """Resume a paused campaign where it stopped (scheduled again when its window has
+    not opened yet, else running); 409 unless it is paused."""
     with database.atomic():
         campaign = get_campaign(account_id, campaign_id)
         if campaign.status != CampaignStatus.PAUSED:
             now = CampaignStatus(campaign.status).name.lower()
             raise ApiError(409, f"campaign is {now}",
                            {"campaign_id": [f"only a paused campaign can be resumed; it is {now}"]})
-        _change_status(account_id, campaign_id, CampaignStatus.RUNNING, "resumed")
+        target = (CampaignStatus.SCHEDULED if utcnow() < campaign.start_at
+                  else CampaignStatus.RUNNING)
+        _change_status(account_id, campaign_id, target, "resumed")

@@ -27,8 +27,9 @@ CAMPAIGN: Transitions[CampaignStatus] = Transitions(Campaign.status, {
                                          CampaignStatus.STOPPED, CampaignStatus.COMPLETED}),
     CampaignStatus.RUNNING: frozenset({CampaignStatus.PAUSED, CampaignStatus.STOPPED,
                                        CampaignStatus.COMPLETED}),
-    CampaignStatus.PAUSED: frozenset({CampaignStatus.RUNNING, CampaignStatus.STOPPED,
-                                      CampaignStatus.COMPLETED}),
+    # Back to scheduled when resumed before its window opened.
+    CampaignStatus.PAUSED: frozenset({CampaignStatus.SCHEDULED, CampaignStatus.RUNNING,
+                                      CampaignStatus.STOPPED, CampaignStatus.COMPLETED}),
     CampaignStatus.STOPPED: frozenset(),
     CampaignStatus.COMPLETED: frozenset(),
 })

@@ -436,7 +436,6 @@ def test_a_paused_or_stopped_campaign_hands_its_queued_attempts_back(api, settin
     assert details(api, cid)["campaign_status"] == "2"
 
 
-@pytest.mark.xfail(strict=True, reason="resume always moves to running: a campaign paused before its window reads running before its start")
 def test_a_campaign_paused_before_its_window_resumes_as_scheduled(api, settings, r, lease):
     cid = campaign(api, "early_pause", ["919800000001"], campaign_start_date="2030-06-10 08:00:00",
                    campaign_end_date="2030-06-11 00:00:00")
