@@ -119,8 +119,9 @@ def _register_blueprints(app: Flask, settings: config.Settings) -> None:
     from cpaas.docs import bp as docs_bp
     from cpaas.files.http import bp as files_bp
     from cpaas.health import bp as health_bp
+    from cpaas.transcription.http import bp as transcripts_bp
 
-    for bp in (calls_bp, campaigns_bp, callbacks_bp, cdr_bp, files_bp):
+    for bp in (calls_bp, campaigns_bp, callbacks_bp, cdr_bp, files_bp, transcripts_bp):
         app.register_blueprint(bp, url_prefix="/api")
     app.register_blueprint(campaigns_root_bp)
     app.register_blueprint(docs_bp)

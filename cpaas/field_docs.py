@@ -63,7 +63,10 @@ DESCRIPTIONS: dict[str, str] = {
     "start_call_date": "CDR start from this date or greater than this date.",
     "time_zone": "Provide time zone for the dates, E.g., Asia/Kolkata, US/Eastern etc. "
                  "Default: UTC.",
-    "transcript": "Possible values on, off. If on it will generate transcription of the call.",
+    "transcript": "Possible values on, off. If on it will generate transcription of the call. "
+                  "(not in the spec) Both sides are then recorded for the transcript whatever "
+                  "recording_option says; audio recorded only for it is deleted once it is "
+                  "made, never offered for download. Read it with GET /api/transcript.",
     "transfer_to": "SIP Agent extension or External number with country code.",
     "tts_engine_type": "Provide engine type for TTS.",
     "voice": "Male or female voice ids which you want to use for announcement.",

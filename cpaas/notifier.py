@@ -2,7 +2,7 @@
 
 As wazo-calld's ``plugins/calls/notifier.py``: the code where a fact becomes true (the
 events consumer, once a CDR is committed) calls one method here and knows nothing of
-who listens. Subscribers (callbacks now; the campaign dialer and status webhooks later)
+who listens. Subscribers (callbacks and the campaign dialer now; status webhooks later)
 register a handler for the events they care about. Each event is told after its facts
 are committed, so a subscriber that fails is logged and never undoes them, nor keeps
 the other subscribers from hearing it.
@@ -54,8 +54,13 @@ class Notifier:
 
 def platform_notifier() -> Notifier:
     """The notifier of the ``events`` process, with the platform's subscribers."""
+    from cpaas import config
     from cpaas.callbacks import scheduler
+    from cpaas.redis_conn import get_redis
+    from cpaas.transcription.queueing import TranscriptionQueuer
 
     notifier = Notifier()
     notifier.subscribe_call_settled(scheduler.on_call_settled)
+    notifier.subscribe_call_settled(
+        TranscriptionQueuer(get_redis(config.load().effective_redis_url)))
     return notifier

@@ -95,6 +95,18 @@ def worker(settings: config.Settings) -> None:
            "-w", "workers.worker.WarmWorker", "-u", settings.effective_redis_url, "calls", "default"])
 
 
+def transcriber(settings: config.Settings) -> None:
+    """The transcription worker (``transcripts`` queue): nice 19 and one CPU thread by
+    default (``CPAAS_TRANSCRIBE_THREADS``), so a queue of recordings never slows calls."""
+    _require_schema(settings)
+    _wait_for_redis(settings)
+    os.nice(19)
+    threads = str(settings.transcribe_threads)
+    os.environ.update(OMP_NUM_THREADS=threads, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    _exec([os.path.join(VENV_BIN, "rq"), "worker", "-w", "workers.transcribe.TranscribeWorker",
+           "-u", settings.effective_redis_url, "transcripts"])
+
+
 def events(settings: config.Settings) -> None:
     """Engine events → CDR rows, then the notifier's subscribers (callbacks; later the
     dialer and webhooks), and the sweeper that settles abandoned requests (one sweeper
@@ -132,7 +144,7 @@ def carrier(settings: config.Settings) -> None:
 
 
 PROCESSES = {"redis": redis_server, "web": web, "worker": worker, "events": events,
-             "engine": engine, "carrier": carrier}
+             "engine": engine, "carrier": carrier, "transcriber": transcriber}
 
 if __name__ == "__main__":
     logs.setup()

@@ -103,7 +103,7 @@ def platform(data_dir: Path, redis_url: str, database_url: str, *, hold: float =
            "CPAAS_AUTH_FAIL_LIMIT": "10000", "CPAAS_RTP_PORT": "12000", "PYTHONPATH": str(ROOT),
            **(extra_env or {})}
     running = Running(settings, env, logs, logs / "carrier" / "invites.log", media_port, carrier_port)
-    names = ["carrier", "engine", "worker", "events"] + (["web"] if web else [])
+    names = ["carrier", "engine", "worker", "events", "transcriber"] + (["web"] if web else [])
     if web:
         port = servers.free_port()
         env["PORT"] = str(port)

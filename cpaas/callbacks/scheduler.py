@@ -114,11 +114,12 @@ class CallbackTask:
             option = RECORDING.get(cb.recording_option, "off")
             service.record_request(cb.account_id, cb.id, "callback", agent_number=cb.agent_number,
                                    customer_number=cb.destination_number, caller_id=cb.caller_id,
-                                   recording_option=option, transcript="off",
+                                   recording_option=option, transcript=cb.transcript,
                                    destination_context="callback", call_direction="outbound-api")
             return service.click2call_plan(cb.id, cb.account_id, self._account_name(cb.account_id),
                                            cb.agent_number, cb.destination_number, cb.caller_id,
-                                           option, self.settings.ring_timeout, kind="callback")
+                                           option, self.settings.ring_timeout, kind="callback",
+                                           transcript=cb.transcript)
 
     def _unclaim(self, callback_id: str, state: CallbackState) -> None:
         """Undo a claim whose plan never reached Redis: the callback was not fired.

@@ -21,6 +21,7 @@ class CreateCallbackSchema(StrictSchema):
     caller_id = Phone(required=True)
     destination_number = Phone(required=True)
     recording_option = Choice(RECORDING_OPTIONS, load_default="off")
+    transcript = Choice(("on", "off"), load_default="off")
     time_zone = TimeZone(load_default="UTC")
     scheduled_at = LocalDateTime(required=True)
 
@@ -39,6 +40,7 @@ class UpdateCallbackSchema(StrictSchema):
     caller_id = Phone()
     destination_number = Phone()
     recording_option = Choice(RECORDING_OPTIONS)
+    transcript = Choice(("on", "off"))
     time_zone = TimeZone()
     scheduled_at = LocalDateTime()
 

@@ -19,7 +19,8 @@ def create(account_id: str, data: dict[str, Any]) -> str:
     return ids.insert_new(Callback, ids.request_id, lambda new_id: Callback.create(
         id=new_id, account_id=account_id, agent_number=data["agent_number"],
         caller_id=data["caller_id"], destination_number=data["destination_number"],
-        recording_option=data["recording_option"], time_zone=data["time_zone"],
+        recording_option=data["recording_option"], transcript=data["transcript"],
+        time_zone=data["time_zone"],
         scheduled_at=to_utc(data["scheduled_at"], data["time_zone"]),
         status=CallbackState.SCHEDULED.value,
         fired_at=None, created_at=utcnow()))
@@ -50,7 +51,7 @@ def update(account_id: str, data: dict[str, Any]) -> None:
         _pending(row)
         changes: dict[str, Any] = {k: data[k] for k in
                                    ("agent_number", "caller_id", "destination_number",
-                                    "recording_option", "time_zone") if k in data}
+                                    "recording_option", "transcript", "time_zone") if k in data}
         zone = data.get("time_zone", row.time_zone)
         if "scheduled_at" in data:
             local = data["scheduled_at"]
@@ -88,6 +89,7 @@ def read(account_id: str, request_id: str) -> dict[str, Any]:
         "caller_id": row.caller_id,
         "destination_number": row.destination_number,
         "recording_option": row.recording_option,
+        "transcript": row.transcript,
         "time_zone": row.time_zone,
         "scheduled_at": from_utc(row.scheduled_at, row.time_zone).strftime("%Y-%m-%d %H:%M:%S"),
         "status": row.status,

@@ -17,11 +17,12 @@ RECORDING_SIDES = {
 
 def click2call(request_id: str, account_id: str, agent: str, customer: str, caller_id: str,
                recording_option: str, record_key: str | None, ring_timeout: int,
-               kind: str = "c2c") -> Plan:
+               kind: str = "c2c", transcript_key: str | None = None) -> Plan:
     """Dial the agent; when they answer dial the customer; bridge (and record).
 
     If the agent does not answer, the plan stops at the first Dial and the customer is
     never dialed. Three legs are reserved so a transfer can add its target.
+    ``transcript_key``: also record both sides there, for the transcript only.
     """
     verbs: list = [
         Dial("agent", agent, caller_id, ring_timeout),
@@ -30,6 +31,8 @@ def click2call(request_id: str, account_id: str, agent: str, customer: str, call
     if recording_option in RECORDING_SIDES and record_key:
         left, right = RECORDING_SIDES[recording_option]
         verbs.append(Record(record_key, left=left, right=right))
+    if transcript_key:
+        verbs.append(Record(transcript_key, left="agent", right="customer"))
     verbs.append(Bridge("agent", "customer"))
     return Plan(request_id, account_id, kind, verbs, max_legs=3)  # type: ignore[arg-type]
 

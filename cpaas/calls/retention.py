@@ -6,6 +6,8 @@ once its CDR's ``call_date`` (when the call ended) is older than that; the CDR t
 recording was deleted by retention rather than never made. The objects go first and the
 row after: a pass cut short in between deletes them again (a no-op) and then changes
 the row, which is conditional on the names it read, so overlapping scanners change it once.
+Transcripts go by the same clock: deleted, and the CDR's ``transcript_status`` ``deleted``
+(:func:`cpaas.transcription.store.expire`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from cpaas import config
 from cpaas.cdr.writer import rewrite
 from cpaas.models import Cdr
 from cpaas.storage import Storage
+from cpaas.transcription import store as transcripts
 from cpaas.validation import utcnow
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ class RetentionTask:
         for row in rows:
             self.expire(row, now)
         more = len(rows) == BATCH
+        more |= transcripts.expire(now - self.keep, BATCH) == BATCH
         if not more:
             self._next = now + self.every
         return more

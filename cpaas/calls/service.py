@@ -22,6 +22,7 @@ from cpaas.telephony.engine_client import EngineError, LegAction, LegNotFound
 from cpaas.telephony.events import PlanEnded
 from cpaas.telephony.plans import Plan
 from cpaas.telephony.tts import Prosody
+from cpaas.transcription.keys import needs_own_audio, transcript_audio_key
 from cpaas.validation import EXTENSION_RE, utcnow
 
 log = logging.getLogger(__name__)
@@ -106,11 +107,17 @@ def _store_and_queue(platform: Platform, account_id: str, kind: str,
 
 def click2call_plan(request_id: str, account_id: str, account_name: str, agent: str,
                     customer: str, caller_id: str, option: str, ring_timeout: int,
-                    kind: str = "c2c") -> Plan:
-    """The plan of a click2call (or a fired callback), recorded under the account."""
+                    kind: str = "c2c", transcript: str = "off") -> Plan:
+    """The plan of a click2call (or a fired callback), recorded under the account.
+
+    ``transcript: on`` records both sides whatever ``option`` says: a second,
+    transcript-only recording unless ``option`` is already both sides.
+    """
+    own = transcript == "on" and needs_own_audio(option)
     return plan_builders.click2call(
         request_id, account_id, agent, customer, caller_id, option,
-        recording_key(account_name, request_id) if option != "off" else None, ring_timeout, kind)
+        recording_key(account_name, request_id) if option != "off" else None, ring_timeout, kind,
+        transcript_audio_key(account_name, request_id) if own else None)
 
 
 def click2call(platform: Platform, account: AuthRecord, data: dict[str, Any]) -> str:
@@ -120,7 +127,7 @@ def click2call(platform: Platform, account: AuthRecord, data: dict[str, Any]) ->
     def build(request_id: str) -> Plan:
         return click2call_plan(request_id, account.id, account.name, data["agent_number"],
                                data["destination_number"], data["caller_id"], option,
-                               platform.settings.ring_timeout)
+                               platform.settings.ring_timeout, transcript=data["transcript"])
 
     return _store_and_queue(platform, account.id, "c2c", build,
                             agent_number=data["agent_number"],

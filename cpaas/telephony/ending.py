@@ -20,6 +20,7 @@ from cpaas.telephony.events import LegOutcome, PlanEnded, RecordingStored
 from cpaas.telephony.plans import Plan
 from cpaas.telephony.publisher import Publisher
 from cpaas.telephony.recordings import RecordingFiles, store
+from cpaas.transcription.keys import is_transcript_audio
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def finish(publisher: Publisher, done: EndedPlan, media_dir: Path) -> None:
         except Exception:
             log.exception("recording not stored", extra={"plan_id": plan.plan_id, "key": rec.key})
             continue
-        stored.append(rec.key)
+        if not is_transcript_audio(rec.key):   # never offered for download: not in the CDR
+            stored.append(rec.key)
         publisher.publish(RecordingStored(plan_id=plan.plan_id, account_id=plan.account_id,
                                           key=rec.key, channels=channels))
     ephemeral.release(publisher.r, plan.plan_id, plan.ephemeral_files, media_dir)

@@ -56,8 +56,8 @@ def test_get_returns_it_in_its_zone(api):
     request_id = create(api, agent_number="+919979270001")
     assert read(api, request_id) == {
         "request_id": request_id, "agent_number": "919979270001", "caller_id": "15168148111",
-        "destination_number": "918000680001", "recording_option": "off", "time_zone": "Asia/Kolkata",
-        "scheduled_at": LATER, "status": "scheduled", "fired_at": "",
+        "destination_number": "918000680001", "recording_option": "off", "transcript": "off",
+        "time_zone": "Asia/Kolkata", "scheduled_at": LATER, "status": "scheduled", "fired_at": "",
     }
 
 
@@ -112,7 +112,7 @@ CREATE_CASES = [
     ({"recording_option": "both"}, "recording_option"),
     ({"recording_option": "ON"}, "recording_option"),
     ({"request_id": "0123456789"}, "request_id"),
-    ({"transcript": "on"}, "transcript"),
+    ({"transcript": "yes"}, "transcript"),
 ]
 
 

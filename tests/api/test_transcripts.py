@@ -27,22 +27,17 @@ from cpaas.models import CallRequest, Transcript
 from cpaas.notifier import platform_notifier
 from cpaas.storage import storage_for
 from cpaas.telephony.plans import Record
+from cpaas.transcription import job as transcription
+from cpaas.transcription.aws import AwsBackend
+from cpaas.transcription.keys import transcript_audio_key
+from cpaas.transcription.queueing import QUEUE, TranscriptionJob
+from cpaas.transcription.whisper import WhisperBackend, load_model
 from cpaas.validation import utcnow
 from tests.api.helpers import account_id, clean_bucket, error_body, ok_body, wav_bytes  # noqa: F401
 from tests.api.test_callback_scheduler import Clock as SchedulerClock, create, plan_of, run
 from tests.api.test_csv_import import s3_app  # noqa: F401 - moto's real S3 server
 from tests.api.test_recording_storage import Clock
 from tests.speech import speak, stereo
-try:  # not built yet: every test below fails until it is
-    from cpaas.transcription import job as transcription
-    from cpaas.transcription.aws import AwsBackend
-    from cpaas.transcription.keys import transcript_audio_key
-    from cpaas.transcription.queueing import QUEUE, TranscriptionJob
-    from cpaas.transcription.whisper import WhisperBackend, load_model
-except ImportError:
-    pass
-
-pytestmark = pytest.mark.xfail(strict=True, reason='transcription not built yet')
 
 SENTENCE = "Glue the sheet to the dark blue background."
 REQUEST = "c0ffee0001"

@@ -3,17 +3,10 @@ segments joined across a short pause, never across the other speaker; and what t
 cloud backend's word items become."""
 from __future__ import annotations
 
-import pytest
-
 from cpaas.calls.service import recording_key
-try:  # not built yet: every test below fails until it is
-    from cpaas.transcription.aws import channels_of, segments_of
-    from cpaas.transcription.keys import is_transcript_audio, transcript_audio_key
-    from cpaas.transcription.turns import Segment, Turn, merge
-except ImportError:
-    pass
-
-pytestmark = pytest.mark.xfail(strict=True, reason='turn merging not built yet')
+from cpaas.transcription.aws import channels_of, segments_of
+from cpaas.transcription.keys import is_transcript_audio, transcript_audio_key
+from cpaas.transcription.turns import Segment, Turn, merge
 
 
 def test_turns_alternate_in_time_order_across_channels():
