@@ -98,6 +98,13 @@ class EmbeddedClient(EngineClient):
             found.update(k.decode() for k in self.r.hkeys(key))
         return found
 
+    def waiting(self) -> int:
+        """Plans in the pool's queues, not yet taken by a worker (one pipelined read)."""
+        pipe = self.r.pipeline()
+        for n in range(1, keys.MAX_CALLS_PER_WORKER + 1):
+            pipe.llen(keys.plan_queue(n))
+        return sum(pipe.execute())
+
     def health(self) -> dict[str, str]:
         """ok when every configured worker is alive (by its pool's heartbeat) and announced
         ready; degraded when some are; down when none. Two Redis reads."""

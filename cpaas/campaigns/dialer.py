@@ -35,6 +35,7 @@ from cpaas.campaigns.state import (ACTIVE, CAMPAIGN, DUE_STATES, OPEN_STATES, At
 from cpaas.db import database
 from cpaas.models import Campaign, CampaignAttempt, CampaignContact, CallRequest, Cdr, Contact
 from cpaas.platform import CALLS_QUEUE
+from cpaas.telephony.engine_client import EngineClient, EngineError, engine_client
 from cpaas.validation import utcnow
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ SYNC_BATCH = 500
 #: Seconds between reconciliations, and how old a queued attempt must be to be re-queued.
 RECONCILE_EVERY = 5.0
 REQUEUE_AFTER = timedelta(seconds=10)
+#: The engine is "out of capacity" once this many seconds of the campaigns' pace wait
+#: in it for a free call slot: dialing faster would only lengthen that queue.
+ENGINE_BACKLOG_SECONDS = 2.0
 
 
 @dataclass
@@ -92,6 +96,7 @@ class DialerTask:
         self.said: dict[str, tuple[str, str]] = {}
         self.reconciled = float("-inf")
         self.turns = 0
+        self._engine: EngineClient | None = None
 
     def __call__(self) -> bool:
         """One turn; True when a batch limit was reached and more is due at once."""
@@ -101,7 +106,12 @@ class DialerTask:
                          .order_by(Campaign.created_at))
         wanted: dict[str, list[tuple[Campaign, list[CampaignContact]]]] = defaultdict(list)
         load = Load.now()
+        behind = self._engine_behind(campaigns)
         for campaign in campaigns:
+            if behind and campaign.status == CampaignStatus.RUNNING:
+                self._say(campaign, reasons.NO_CAPACITY,
+                          f"the engine has {behind} calls waiting for a free call slot")
+                continue
             due = self._prepare(campaign, now, load)
             if due:
                 wanted[campaign.account_id].append((campaign, due))
@@ -110,6 +120,19 @@ class DialerTask:
             self.reconciled = self.monotonic()
             self.reconcile(now)
         return more
+
+    def _engine_behind(self, campaigns: list[Campaign]) -> int:
+        """How many plans wait in the engine for a call slot, when that is more than
+        about :data:`ENGINE_BACKLOG_SECONDS` of the running campaigns' pace (else 0)."""
+        if self._engine is None:
+            try:
+                self._engine = engine_client(self.settings, self.r)
+            except EngineError:
+                return 0
+        pace = sum(c.calls_per_minute for c in campaigns
+                   if c.status == CampaignStatus.RUNNING) / 60.0
+        waiting = self._engine.waiting()
+        return waiting if waiting > max(10.0, pace * ENGINE_BACKLOG_SECONDS) else 0
 
     # ---------------------------------------------------------------- one campaign
     def _prepare(self, campaign: Campaign, now: datetime, load: Load) -> list[CampaignContact]:

@@ -65,6 +65,11 @@ class EngineClient(abc.ABC):
         """The ids of the plans the engine holds right now: handed to it and not ended
         (waiting for capacity, or running). The sweeper settles none of them."""
 
+    def waiting(self) -> int:
+        """Plans handed to the engine that wait for a free call slot (the campaign dialer
+        holds back while the engine is this far behind: ``no_engine_capacity``)."""
+        return 0
+
     @abc.abstractmethod
     def health(self) -> dict[str, str]:
         """What ``/healthz`` says of the engine: ``engine`` (ok | degraded | down |
