@@ -47,8 +47,8 @@ def record_request(account_id: str, request_id: str, kind: str, **fields: Any) -
     unless the caller's transaction holds it (a callback's claim)."""
     with database.atomic():
         CallRequest.create(id=request_id, account_id=account_id, kind=kind,
-                           status=CallState.QUEUED.value, created_at=utcnow(), campaign_id=None,
-                           list_id=None, **fields)
+                           status=CallState.QUEUED.value, created_at=utcnow(),
+                           **{"campaign_id": None, "list_id": None, **fields})
 
 
 def queue_plan(queue: Queue, plan: Plan) -> None:
