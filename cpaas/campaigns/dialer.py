@@ -161,11 +161,13 @@ class DialerTask:
         if not campaign.contact_local_time:
             verdict = dial_check.verdict_for(campaign, "", now)
             if not verdict.allowed:
-                self._say(campaign, verdict.reason_code, hours.describe(verdict))
+                if not self._finished(campaign, now):
+                    self._say(campaign, verdict.reason_code, hours.describe(verdict))
                 return []
         bucket = self._bucket(campaign)
         room = self._room(campaign, load)
         if room <= 0:
+            self._finished(campaign, now)
             return []
         n = min(bucket.available(), room, BATCH)
         if n <= 0:
@@ -304,6 +306,17 @@ class DialerTask:
             self._say(campaign, reasons.OUTSIDE_HOURS,
                       f"{waiting} contacts waiting for their calling_hours, next at "
                       f"{nxt:%H:%M:%S} UTC")
+
+    def _finished(self, campaign: Campaign, now: datetime) -> bool:
+        """Complete ``campaign`` if every contact is final; True when it did. For the
+        turns that dial nothing for another reason (outside its hours, at a cap): a
+        finished campaign must not wait for those to clear to say it is completed."""
+        if self._unsynced(campaign) or CampaignContact.select().where(
+                (CampaignContact.campaign_id == campaign.id)
+                & CampaignContact.state.in_(OPEN_STATES)).exists():
+            return False
+        self._complete(campaign, now, "")
+        return True
 
     def _complete(self, campaign: Campaign, now: datetime, reason: str) -> None:
         """Every contact is final, or the window ended: the campaign is completed."""

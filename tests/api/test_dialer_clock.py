@@ -252,7 +252,6 @@ def test_an_attempt_queued_in_hours_and_dialed_after_they_closed_waits_for_the_n
     assert attempt_of(cid, "919800000001") is None and cdrs(cid) == []
 
 
-@pytest.mark.xfail(strict=True, reason="a campaign outside its calling hours returns before its idle check: one whose contacts are all final stays running overnight")
 def test_a_finished_campaign_completes_outside_its_calling_hours(api, settings, r, lease):
     cid = campaign(api, "done_late", ["919800000001"], time_zone="Asia/Kolkata",
                    campaign_start_date="2030-06-10 00:00:00",
@@ -346,7 +345,6 @@ def test_the_account_limit_holds_across_the_accounts_campaigns(api, settings, r,
     assert "account_limit" in [details(api, c)["state_reason_code"] for c in cids]
 
 
-@pytest.mark.xfail(strict=True, reason="a campaign at its account's cap returns before its idle check: one whose contacts are all final stays running")
 def test_a_finished_campaign_completes_while_its_account_is_at_its_cap(api, settings, r, lease):
     cid = campaign(api, "done_at_cap", ["919800000001"], campaign_start_date="2030-06-10 00:00:00",
                    campaign_end_date="2030-06-11 00:00:00")
