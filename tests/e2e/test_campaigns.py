@@ -92,7 +92,15 @@ def test_a_campaign_dials_its_list_with_retries_by_cause_dnd_and_declines(dialer
     everyone = answer + busy + noanswer + declined + dnd
     campaign_id = _campaign(api, "mixed", everyone, dnd=dnd, max_retries="1",
                             retry_on_statuses="NOANSWER,BUSY,CHANUNAVAIL")
+
+    def live_campaign_calls() -> int:
+        stats = ok_body(api.get("/api/get_live_call_statistics"))
+        value = (stats.get("result") or stats)["live_calls_campaign"]
+        return int(value[0] if isinstance(value, list) else value)
+
+    assert wait_for(live_campaign_calls, 60, "campaign calls in the live statistics", 0.2) > 0
     details = _finished(api, campaign_id, 180)
+    assert live_campaign_calls() == 0
 
     sent = _invites(dialer)
     assert all(sent[n] == 1 for n in answer), "an answered contact is dialed once"
