@@ -55,7 +55,12 @@ class Settings:
     account_secrets: dict[str, str] = field(default_factory=dict)
     admin_password: str | None = None
     # telephony
-    freeswitch_esl: str | None = None
+    freeswitch_esl: str | None = None   # host:port[,host:port…] of the ESL of each node
+    freeswitch_esl_password: str = "ClueCon"
+    freeswitch_gateway: str = "trunk"             # sofia gateway of outbound calls
+    freeswitch_agent_dial: str = "user/{ext}"     # dial string of an agent extension
+    #: the media root as the nodes see it (a shared folder); None: ``media_dir``
+    freeswitch_media_dir: str | None = None
     sip_trunk: str = "sip:{number}@127.0.0.1:5070"
     sip_user: str | None = None
     sip_password: str | None = None
@@ -148,6 +153,10 @@ def load() -> Settings:
         account_secrets=secrets,
         admin_password=env.get("CPAAS_ADMIN_PASSWORD") or None,
         freeswitch_esl=env.get("FREESWITCH_ESL") or None,
+        freeswitch_esl_password=env.get("FREESWITCH_ESL_PASSWORD") or "ClueCon",
+        freeswitch_gateway=env.get("FREESWITCH_GATEWAY") or "trunk",
+        freeswitch_agent_dial=env.get("FREESWITCH_AGENT_DIAL") or "user/{ext}",
+        freeswitch_media_dir=env.get("FREESWITCH_MEDIA_DIR") or None,
         sip_trunk=env.get("CPAAS_SIP_TRUNK", f"sip:{{number}}@{sandbox}"),
         sip_user=env.get("CPAAS_SIP_USER") or None,
         sip_password=env.get("CPAAS_SIP_PASSWORD") or None,

@@ -109,7 +109,8 @@ def transcriber(settings: config.Settings) -> None:
 
 def events(settings: config.Settings) -> None:
     """Engine events → CDR rows, then the notifier's subscribers (callbacks; later the
-    dialer and webhooks), and the sweeper that settles abandoned requests (one sweeper
+    dialer and webhooks), the FreeSWITCH node drivers when ``FREESWITCH_ESL`` is set, and
+    the sweeper that settles abandoned requests (one sweeper
     active across every events process: it holds a lease)."""
     from cpaas.calls import sweeper
     from cpaas.cdr import consumer
@@ -119,6 +120,10 @@ def events(settings: config.Settings) -> None:
     _wait_for_redis(settings)
     stop = _stopped_by_signal()
     sweeper.start(settings, stop)
+    if settings.freeswitch_esl:
+        from freeswitch import listener
+
+        listener.start(settings, stop)   # one ESL connection (and plan driver) per node
     try:
         consumer.run(settings, stop, on_settled=platform_notifier().on_settled)
     finally:

@@ -1,9 +1,12 @@
-"""FreeSWITCH engine (ESL over TCP with greenswitch): the design card's production engine.
+"""FreeSWITCH engine over ESL (greenswitch): the design card's production engine.
 
-Not part of this release: it is the ROADMAP's "FreeSWITCH engine" capability, to be
-built once every call-plan verb exists. It will implement
-``cpaas.telephony.engine_client.EngineClient`` and publish the engine contract's events
-(``cpaas.telephony.events``, statuses from ``cpaas.telephony.outcomes``) like the embedded
-engine. Until then ``cpaas.telephony.engine_client.engine_client`` refuses a configured
-``FREESWITCH_ESL`` with a clear error instead of silently using another engine.
+``FREESWITCH_ESL`` (``host:port[,host:port…]``) makes :func:`cpaas.telephony.engine_client.
+engine_client` return :class:`freeswitch.client.FreeSwitchClient`, which hands plans and
+live-leg actions through Redis to one driver per node (:mod:`freeswitch.driver`, started
+in the ``events`` process by :mod:`freeswitch.listener`). A driver holds that node's ESL
+connection (:mod:`freeswitch.esl`: greenswitch with our own ``text/event-plain`` parser),
+executes plans from the node's events (:mod:`freeswitch.runner`, :mod:`freeswitch.transfers`)
+with commands built only from whitelisted tokens (:mod:`freeswitch.commands`), and
+publishes the engine contract's events (:mod:`cpaas.telephony.events`, statuses from
+:mod:`cpaas.telephony.outcomes`) exactly like the embedded engine, so the CDRs match.
 """

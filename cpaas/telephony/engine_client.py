@@ -3,7 +3,7 @@
 Web and RQ processes hold an :class:`EngineClient`: it hands plans to an engine and
 acts on live legs, and never runs a call itself. Two engines stand behind it: the
 embedded PJSUA2 worker pool (:class:`pjsua_engine.client.EmbeddedClient`, talking to
-the pool through Redis) and, later, FreeSWITCH over ESL (``freeswitch``).
+the pool through Redis) and FreeSWITCH over ESL (:class:`freeswitch.client.FreeSwitchClient`).
 :func:`engine_client` picks one from configuration. What engines report back travels
 the other way, as :mod:`cpaas.telephony.events`.
 """
@@ -77,15 +77,12 @@ class EngineClient(abc.ABC):
 
 
 def engine_client(settings: Settings, r: redis.Redis) -> EngineClient:
-    """The client of the configured engine: the embedded PJSUA2 pool unless FreeSWITCH
-    is configured.
-
-    The FreeSWITCH engine is a later capability (see ROADMAP); until it lands, a
-    configured ``FREESWITCH_ESL`` is refused loudly rather than silently ignored.
-    """
+    """The client of the configured engine: FreeSWITCH's node drivers when
+    ``FREESWITCH_ESL`` is set, else the embedded PJSUA2 pool."""
     if settings.freeswitch_esl:
-        raise EngineError("FREESWITCH_ESL is set, but this release has no FreeSWITCH engine yet; "
-                          "unset it to use the embedded engine")
+        from freeswitch.client import FreeSwitchClient
+
+        return FreeSwitchClient(r, settings)
     from pjsua_engine.client import EmbeddedClient
 
     return EmbeddedClient(r, settings)

@@ -2,7 +2,7 @@
 sandbox carrier. Reported beside the checks, never a reason for 503: the API serves
 (and queues calls) while the engine starts or restarts.
 
-Kept cheap: the engine costs two Redis reads; the carrier one SIP OPTIONS on loopback,
+Kept cheap: the engine costs a Redis round trip or two (pool or node heartbeats); the carrier one SIP OPTIONS on loopback,
 at most once per :data:`CARRIER_TTL` seconds per process (``/healthz`` needs no
 credentials, so a flood of it must not become a flood of SIP).
 """
@@ -27,10 +27,6 @@ _probe_lock = threading.Lock()
 
 def engine_report(settings: Settings, r: redis.Redis) -> dict[str, str]:
     """``engine`` (ok | degraded | down | unknown), its type and its own detail."""
-    if settings.freeswitch_esl:
-        return {"engine": "unknown", "engine_type": "freeswitch",
-                "engine_detail": "FREESWITCH_ESL is set, but this release has no FreeSWITCH "
-                                 "engine: calls are refused"}
     return engine_client(settings, r).health()
 
 

@@ -15,9 +15,6 @@ from cpaas.telephony.plans import Branch, Dial, Gather, Hangup, Play, Plan
 from tests.freeswitch import esl_double as fates
 from tests.launcher import wait_for
 
-pytestmark = pytest.mark.xfail(strict=True, reason="no FreeSWITCH engine yet: engine_client "
-                                                  "refuses FREESWITCH_ESL")
-
 AGENT, CUSTOMER, CALLER = "919900000001", "919900000002", "919900000009"
 
 

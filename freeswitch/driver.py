@@ -1,0 +1,374 @@
+"""One FreeSWITCH node's driver: its ESL connection, its plans, its events.
+
+Runs in a thread of the ``events`` process (:mod:`freeswitch.listener`), one per node,
+with gevent's hub of that thread (greenswitch: one connection per OS thread). It takes
+plans and actions from the node's Redis lists, executes plans with
+:class:`~freeswitch.runner.FsPlanRunner`, and turns the node's events into the engine
+contract's events through the same publisher, finisher and outcome table as the
+embedded engine, so the same CDRs come out.
+
+Restarts: a lost connection is replaced by a new :class:`~freeswitch.esl.Connection`
+with backoff. After every connect the driver reconciles each leg it believes live with
+``uuid_exists``; one that is gone is closed (no CDR left open). A driver that starts
+(the process was restarted) adopts the plans its predecessor left in the snapshot hash:
+an established call (every leg answered, nothing left to do but talk) is followed to
+its hangup; anything else is hung up, so no plan is left half-run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid as uuidlib
+
+import gevent
+import redis
+from greenswitch.esl import NotConnectedError
+
+from cpaas.config import Settings
+from cpaas.telephony.ending import EndedPlan
+from cpaas.telephony.engine_client import LegAction
+from cpaas.telephony.plans import Branch, Hangup, Plan
+from freeswitch import commands
+from freeswitch.esl import Connection, Event
+from freeswitch.legs import FsLeg, uuid_of
+from freeswitch.nodes import BEAT_EVERY, BEAT_TTL, Node
+from freeswitch.runner import FsPlanRunner
+from pjsua_engine import keys
+from pjsua_engine.finisher import Finisher
+from pjsua_engine.model import ActionError
+from pjsua_engine.report import Reporter
+
+log = logging.getLogger(__name__)
+
+TICK = 0.01              # seconds between rounds of the driver loop
+BACKOFF = (0.2, 5.0)     # first and longest wait between connection attempts
+#: A node unreachable this long: its plans are closed (their calls are lost to us).
+NODE_LOST_AFTER = 30.0
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+RESTART_CAUSE = "engine_listener_restarted"
+NODE_LOST_CAUSE = "engine_node_down"
+
+
+class NodeDriver:
+    """Everything one node's thread holds."""
+
+    def __init__(self, settings: Settings, node: Node, r: redis.Redis,
+                 stop: threading.Event) -> None:
+        self.settings = settings
+        self.node = node
+        self.r = r
+        self.stop = stop
+        self.reporter = Reporter(r, node.owner)
+        self.finisher = Finisher(self.reporter, settings.media_dir)
+        self.runners: list[FsPlanRunner] = []
+        self.by_uuid: dict[str, tuple[FsPlanRunner, FsLeg]] = {}
+        self.by_job: dict[str, FsLeg] = {}
+        self.conn: Connection | None = None
+        self.media_root = str(settings.freeswitch_media_dir or settings.media_dir)
+        self.recording_dir = settings.data_dir.resolve() / "engine-recordings"
+        self._adopted: list[FsPlanRunner] = []   # taken over, started once connected
+        self._down_since: float | None = None
+        self._beat_at = 0.0
+
+    # --------------------------------------------------------------- runner API
+    def variables(self, plan: Plan, role: str) -> dict[str, str]:
+        """The ``cpaas_*`` channel variables every leg carries (events are attributed
+        by them, never by caller ids)."""
+        return {"cpaas_plan": plan.plan_id, "cpaas_account": plan.account_id,
+                "cpaas_role": role, "cpaas_kind": plan.kind, "cpaas_node": self.node.name}
+
+    def send(self, line: str, job_uuid: str | None = None) -> bool:
+        """Send one command (every ``bgapi`` with a Job-UUID of our own); False when the
+        node did not take it."""
+        if job_uuid is None and line.startswith("bgapi "):
+            job_uuid = str(uuidlib.uuid4())
+        conn = self.conn
+        if conn is None or not conn.connected:
+            return False
+        try:
+            reply = conn.command(line, job_uuid=job_uuid)
+        except (TimeoutError, NotConnectedError, OSError):
+            log.warning("esl command not sent", extra={"node": self.node.name})
+            return False
+        if not reply.ok:
+            log.warning("esl command refused", extra={"node": self.node.name,
+                                                      "reply": reply.data[:120]})
+        return reply.ok
+
+    def adopt_leg(self, runner: FsPlanRunner, leg: FsLeg) -> None:
+        """Route this leg's events (by uuid) and its job's result to ``runner``."""
+        self.by_uuid[leg.uuid] = (runner, leg)
+        self.by_job[leg.job] = leg
+
+    def forget_leg(self, leg: FsLeg) -> None:
+        """The leg has ended: no more events for it."""
+        self.by_uuid.pop(leg.uuid, None)
+        self.by_job.pop(leg.job, None)
+
+    def recording_path(self, plan_id: str, index: int) -> str:
+        """Where the node writes a plan's recording (a folder it shares with us)."""
+        self.recording_dir.mkdir(parents=True, exist_ok=True)
+        return f"{self.recording_dir}/{plan_id}-{index}.wav"
+
+    def finish(self, ended: EndedPlan) -> None:
+        """A plan's calls are all gone: store, announce, forget (off this thread)."""
+        self.finisher.submit(ended)
+
+    # ---------------------------------------------------------------- events
+    def on_event(self, event: Event) -> None:
+        """Apply one node event to the leg it names (greenswitch's handler greenlet)."""
+        name = event.name
+        if name == "BACKGROUND_JOB":
+            self._job_done(event)
+            return
+        found = self.by_uuid.get(event.get("Unique-ID") or "")
+        if found is None:
+            return
+        runner, leg = found
+        if name in ("CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA"):
+            runner.leg_ringing(leg)
+        elif name == "CHANNEL_ANSWER":
+            runner.leg_answered(leg)
+        elif name == "DTMF":
+            digit = event.get("DTMF-Digit") or ""
+            if digit in DTMF_DIGITS and len(digit) == 1:
+                runner.leg_dtmf(leg, digit)
+        elif name == "PLAYBACK_STOP":
+            leg.playbacks += 1
+        elif name == "CHANNEL_HANGUP_COMPLETE":
+            runner.leg_ended(leg, None, None, event=event)
+
+    def _job_done(self, event: Event) -> None:
+        leg = self.by_job.pop(event.get("Job-UUID") or "", None)
+        if leg is None or leg.ended:
+            return
+        body = event.body.strip()
+        if body.startswith("-ERR"):
+            # Its channel's hangup event (with the SIP code) normally follows at once.
+            leg.job_error = body[4:].strip().split()[0] if body[4:].strip() else "UNKNOWN"
+            leg.job_error_at = time.monotonic()
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> None:
+        """Thread body: connect, serve, reconnect with backoff, until stopped."""
+        self.finisher.start()
+        self._adopt_snapshots()
+        wait = BACKOFF[0]
+        while not self.stop.is_set():
+            conn = Connection(self.node.host, self.node.port,
+                              self.settings.freeswitch_esl_password, timeout=3)
+            try:
+                conn.connect()
+                conn.register_handle("*", self.on_event)
+                if not conn.command(commands.subscribe()).ok:
+                    raise PermissionError("subscription refused")
+            except (OSError, TimeoutError, PermissionError, NotConnectedError) as err:
+                conn.close()
+                self._node_down(str(err))
+                gevent.sleep(wait)
+                wait = min(wait * 2, BACKOFF[1])
+                continue
+            wait = BACKOFF[0]
+            self.conn = conn
+            log.info("esl connected", extra={"node": self.node.name})
+            self._down_since = None
+            self._reconcile()
+            self._start_adopted()
+            self._serve(conn)
+            self.conn = None
+            conn.close()
+            self._node_down("connection lost")
+        self._shutdown()
+
+    def _serve(self, conn: Connection) -> None:
+        while conn.connected and not self.stop.is_set():
+            now = time.monotonic()
+            if now - self._beat_at >= BEAT_EVERY:
+                self._beat()
+            self._take_work()
+            for runner in list(self.runners):
+                try:
+                    runner.poll(now)
+                except Exception:
+                    log.exception("plan failed", extra={"plan_id": runner.plan.plan_id})
+                    runner.end("error")
+                if runner.done:
+                    self.runners.remove(runner)
+            gevent.sleep(TICK)
+
+    def _beat(self) -> None:
+        self._beat_at = time.monotonic()
+        try:
+            self.r.set(self.node.beat_key, json.dumps({"plans": len(self.runners),
+                                                       "at": time.time()}), ex=BEAT_TTL)
+        except redis.RedisError:
+            log.warning("heartbeat not written", extra={"node": self.node.name})
+
+    def _node_down(self, why: str) -> None:
+        try:
+            self.r.delete(self.node.beat_key)
+        except redis.RedisError:
+            pass
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("esl node down", extra={"node": self.node.name, "why": why})
+        elif self.runners and time.monotonic() - self._down_since > NODE_LOST_AFTER:
+            for runner in self.runners:
+                self._close_lost(runner, NODE_LOST_CAUSE)
+            self.runners = [r for r in self.runners if not r.done]
+
+    def _take_work(self) -> None:
+        try:
+            pipe = self.r.pipeline()
+            pipe.lpop(self.node.plans_key, 20)
+            pipe.lpop(self.node.cmd_key, 20)
+            plans, cmds = pipe.execute()
+        except redis.RedisError:
+            log.warning("cannot read the node's work", extra={"node": self.node.name})
+            return
+        for raw in plans or ():
+            self._start(Plan.from_json(raw))
+        for raw in cmds or ():
+            self._command(raw)
+
+    def _start(self, plan: Plan) -> None:
+        runner = FsPlanRunner(plan, self)
+        self.runners.append(runner)
+        try:
+            runner.start()
+        except Exception:
+            log.exception("plan failed to start", extra={"plan_id": plan.plan_id})
+            runner.end("error")
+
+    # ------------------------------------------------------------ actions
+    def _command(self, raw: bytes) -> None:
+        try:
+            msg = json.loads(raw)
+            request_id, channel = msg["request_id"], msg["channel"]
+            action = LegAction(**msg["action"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("malformed command dropped")
+            return
+        if msg.get("expires") and time.time() > msg["expires"]:
+            return
+        found = self.by_uuid.get(uuid_of(channel) or "")
+        if found is None:
+            self._reply(request_id, ok=False, error="not_found")
+            return
+        runner, leg = found
+        try:
+            runner.act(leg, action)
+        except ActionError as exc:
+            self._reply(request_id, ok=False, error=str(exc))
+            return
+        log.info("action done", extra={"channel": channel, "action": action.kind})
+        self._reply(request_id, ok=True)
+
+    def _reply(self, request_id: str, **body: object) -> None:
+        key = keys.reply_key(request_id)
+        try:
+            pipe = self.r.pipeline()
+            pipe.rpush(key, json.dumps(body))
+            pipe.expire(key, keys.REPLY_TTL)
+            pipe.execute()
+        except redis.RedisError:
+            log.exception("cannot reply", extra={"request_id": request_id})
+
+    # ------------------------------------------------------------ restarts
+    def _reconcile(self) -> None:
+        """Close every leg we believed live that the node no longer has."""
+        for runner in list(self.runners):
+            for leg in runner.all_legs:
+                if not leg.live:
+                    continue
+                conn = self.conn
+                try:
+                    reply = conn.command(commands.exists(leg.uuid)) if conn else None
+                except (TimeoutError, NotConnectedError, OSError):
+                    return
+                if reply is not None and reply.data.strip() == "false":
+                    log.warning("leg gone while we were away", extra={
+                        "plan_id": runner.plan.plan_id, "channel": leg.channel})
+                    runner.leg_ended(leg, None, None)
+
+    def _adopt_snapshots(self) -> None:
+        """Take over the plans a previous driver of this node left."""
+        try:
+            states = self.r.hgetall(keys.worker_plans(self.node.owner))
+        except redis.RedisError:
+            log.exception("snapshots unreadable", extra={"node": self.node.name})
+            return
+        for raw in states.values():
+            state = json.loads(raw)
+            runner = FsPlanRunner(Plan.from_json(json.dumps(state["plan"])), self)
+            runner.dtmf = list(state.get("dtmf", ""))
+            runner.ivr_result = state.get("ivr_result", "")
+            runner.transfer_to = state.get("transfer_to", "")
+            for role, data in state.get("legs", {}).items():
+                leg = _restored_leg(role, data)
+                runner.legs[role] = leg
+                runner.all_legs.append(leg)
+                if leg.live:
+                    self.by_uuid[leg.uuid] = (runner, leg)
+            self.runners.append(runner)
+            self._adopted.append(runner)
+
+    def _start_adopted(self) -> None:
+        """Once the node answers (and reconcile closed what it no longer has): follow an
+        established adopted call to its end, hang up any other."""
+        for runner in self._adopted:
+            established = _established(runner)
+            log.warning("plan adopted", extra={"plan_id": runner.plan.plan_id,
+                                               "established": established})
+            runner.start(runner.tail() if established else _end_now(runner))
+        self._adopted.clear()
+
+    def _close_lost(self, runner: FsPlanRunner, cause: str) -> None:
+        runner.ending, runner.cause = True, cause
+        for leg in runner.all_legs:
+            if leg.live:
+                runner.leg_ended(leg, None, None)
+        if not runner.done:
+            runner.poll(time.monotonic())
+
+    def _shutdown(self) -> None:
+        """Stopping: calls on the node go on without us; their plans stay in the
+        snapshot hash for the next driver to adopt."""
+        try:
+            self.r.delete(self.node.beat_key)
+        except redis.RedisError:
+            pass
+        self.finisher.stop()
+
+
+def _restored_leg(role: str, data: dict) -> FsLeg:
+    from cpaas.telephony.events import LegOutcome
+
+    outcome = LegOutcome.from_dict(role, data)
+    leg = FsLeg(role, outcome.number, "")
+    leg.uuid = uuid_of(outcome.channel) or leg.uuid
+    leg.channel, leg.outcome = outcome.channel, outcome
+    leg.answered = outcome.answered_at is not None
+    leg.ringing = leg.answered
+    leg.ended = outcome.ended_at is not None
+    return leg
+
+
+def _established(runner: FsPlanRunner) -> bool:
+    """Whether an adopted plan had nothing left to do but let its legs talk."""
+    plan = runner.plan
+    if not plan.verbs or isinstance(plan.verbs[-1], Hangup):
+        return False
+    if any(isinstance(v, Branch) for v in plan.verbs) and runner.ivr_result != "transferred":
+        return False
+    dialed = [runner.legs.get(role) for role in plan.legs()]
+    return all(leg is not None and leg.answered for leg in dialed)
+
+
+def _end_now(runner: FsPlanRunner):
+    """An adopted plan caught half-way: hang it up."""
+    runner.end(RESTART_CAUSE)
+    return
+    yield  # pragma: no cover - a generator that ends at once
