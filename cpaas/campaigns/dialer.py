@@ -93,7 +93,6 @@ class DialerTask:
         self.trunk_bucket = (pacing.Bucket(settings.trunk_cps, settings.trunk_cps * settings.scan_interval * 2,
                                            monotonic) if settings.trunk_cps > 0 else None)
         self.synced: dict[str, float] = {}
-        self.said: dict[str, tuple[str, str]] = {}
         self.reconciled = float("-inf")
         self.turns = 0
         self._engine: EngineClient | None = None
@@ -385,13 +384,14 @@ class DialerTask:
         return bucket
 
     def _say(self, campaign: Campaign, code: str, sentence: str) -> None:
-        """Record why the campaign is (not) dialing, when that changed."""
-        if self.said.get(campaign.id) == (code, sentence):
-            return
+        """Record why the campaign is (not) dialing, when that changed. Compared with
+        the row as this turn read it (pause and resume write it too), which then holds
+        what was said, so a turn that says the same again writes nothing."""
+        sentence = sentence[:200]
         if (campaign.state_reason_code, campaign.state_reason) != (code, sentence):
-            Campaign.update(state_reason_code=code, state_reason=sentence[:200]).where(
+            Campaign.update(state_reason_code=code, state_reason=sentence).where(
                 Campaign.id == campaign.id).execute()
-        self.said[campaign.id] = (code, sentence)
+            campaign.state_reason_code, campaign.state_reason = code, sentence
 
     # ------------------------------------------------------------------ reconcile
     def reconcile(self, now: datetime) -> None:

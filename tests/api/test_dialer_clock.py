@@ -236,7 +236,6 @@ def test_calling_hours_in_the_campaign_zone(api, settings, r, lease):
     assert details(api, cid)["state_reason_code"] == ""
 
 
-@pytest.mark.xfail(strict=True, reason="the dialer remembers what it said last, not what the row says: a pause and resume between two turns leaves the reason empty")
 def test_the_reason_is_said_again_after_a_pause_and_resume_between_turns(api, settings, r, lease):
     cid = campaign(api, "said", ["919800000001"], time_zone="Asia/Kolkata",
                    campaign_start_date="2030-06-10 00:00:00",
