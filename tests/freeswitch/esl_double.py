@@ -127,6 +127,10 @@ class EslDouble:
     def stop(self) -> None:
         """The node goes away: stop listening, drop every connection (no goodbye)."""
         if self._listener is not None:
+            try:   # wakes the accept() blocked in its thread, which a bare close does not
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         for conn in list(self.conns):
