@@ -34,6 +34,8 @@ from cpaas.telephony.plans import Dial, Plan
 from tests.api.helpers import campaign_body, make_dnd_list, make_list, ok_body
 
 INDIA, US = "919876543210", "14155552671"     # Asia/Kolkata; America/Los_Angeles
+#: A window of one day (UTC), 10 June 2030: the clock the tests set lies inside it.
+JUNE_10 = {"campaign_start_date": "2030-06-10 00:00:00", "campaign_end_date": "2030-06-11 00:00:00"}
 #: A SIP code and a dial status per outcome, as the sandbox carrier's numbers give them.
 OUTCOMES = {"ANSWER": (200, "ANSWER"), "BUSY": (486, "BUSY"), "NOANSWER": (480, "NOANSWER"),
             "DECLINE": (603, "CHANUNAVAIL")}
@@ -87,8 +89,8 @@ class Dialer:
         with database.connection_context():
             assert advance(attempt_id, CallState.DIALING)
             return dial_check.admit(self.task.r, attempt_id,
-                                    self.settings.max_attempts_per_number_24h if cap is None else cap,
-                                    self.at)
+                                    (self.settings.max_attempts_per_number_24h
+                                     if cap is None else cap), self.at)
 
     def end(self, attempt_id: str, outcome: str) -> None:
         """The call ended with ``outcome``: its CDR through the consumer, then the settle."""
@@ -98,7 +100,8 @@ class Dialer:
                          answered_at=start + 1 if status == "ANSWER" else None,
                          ended_at=start + 3, sip_code=code, dial_status=status)
         with database.connection_context():
-            settled = consumer.handle(PlanEnded(plan_id=attempt_id, account_id=account_of(attempt_id),
+            settled = consumer.handle(PlanEnded(plan_id=attempt_id,
+                                                account_id=account_of(attempt_id),
                                                 cause="normal", legs={"contact": leg}))
             assert settled is not None
             assert attempts.settle(attempt_id, settled.record.dial_status,
@@ -168,8 +171,9 @@ def attempt_of(campaign_id: str, number: str) -> CampaignAttempt | None:
 
 def open_calls(account_id: str) -> int:
     with database.connection_context():
-        return CallRequest.select().where((CallRequest.account_id == account_id)
-                                          & CallRequest.status.in_(["queued", "dialing", "live"])).count()
+        return CallRequest.select().where(
+            (CallRequest.account_id == account_id)
+            & CallRequest.status.in_(["queued", "dialing", "live"])).count()
 
 
 def cdrs(campaign_id: str) -> list[Cdr]:
@@ -218,10 +222,26 @@ def test_window_before_start_at_start_and_after_its_end(api, settings, r, lease)
 
 # ---------------------------------------------------------------------- calling hours
 
+def kolkata(client, name: str, numbers_: list[str]) -> str:
+    """A campaign in Asia/Kolkata, calling_hours 09:00-21:00, over 10-11 June 2030."""
+    return campaign(client, name, numbers_, time_zone="Asia/Kolkata",
+                    campaign_start_date="2030-06-10 00:00:00",
+                    campaign_end_date="2030-06-12 00:00:00", calling_hours="09:00-21:00")
+
+
+def queued_at_closing(client, settings, r, name: str) -> tuple[str, Dialer, str]:
+    """A one-contact :func:`kolkata` campaign whose attempt was queued at 20:59, the
+    clock now at 21:00: (campaign id, dialer, the attempt's job id)."""
+    cid = kolkata(client, name, ["919800000001"])
+    dialer = Dialer(settings, r, utc("2030-06-10 15:29"))
+    dialer.turn()
+    [job] = dialer.jobs()
+    dialer.at = utc("2030-06-10 15:30")
+    return cid, dialer, job
+
+
 def test_calling_hours_in_the_campaign_zone(api, settings, r, lease):
-    cid = campaign(api, "hours", numbers("9198000", 2), time_zone="Asia/Kolkata",
-                   campaign_start_date="2030-06-10 00:00:00",
-                   campaign_end_date="2030-06-12 00:00:00", calling_hours="09:00-21:00")
+    cid = kolkata(api, "hours", numbers("9198000", 2))
     dialer = Dialer(settings, r, utc("2030-06-10 03:29"))     # 08:59 in Kolkata
     dialer.turn()
     assert dialer.jobs() == []
@@ -237,9 +257,7 @@ def test_calling_hours_in_the_campaign_zone(api, settings, r, lease):
 
 
 def test_the_reason_is_said_again_after_a_pause_and_resume_between_turns(api, settings, r, lease):
-    cid = campaign(api, "said", ["919800000001"], time_zone="Asia/Kolkata",
-                   campaign_start_date="2030-06-10 00:00:00",
-                   campaign_end_date="2030-06-12 00:00:00", calling_hours="09:00-21:00")
+    cid = kolkata(api, "said", ["919800000001"])
     dialer = Dialer(settings, r, utc("2030-06-10 02:00"))      # 07:30 in Kolkata
     dialer.turn()
     assert details(api, cid)["state_reason_code"] == "outside_calling_hours"
@@ -254,14 +272,8 @@ def test_the_reason_is_said_again_after_a_pause_and_resume_between_turns(api, se
 
 def test_an_attempt_queued_in_hours_and_dialed_after_they_closed_waits_for_the_next_day(
         api, settings, r, lease):
-    cid = campaign(api, "closing", ["919800000001"], time_zone="Asia/Kolkata",
-                   campaign_start_date="2030-06-10 00:00:00",
-                   campaign_end_date="2030-06-12 00:00:00", calling_hours="09:00-21:00")
-    dialer = Dialer(settings, r, utc("2030-06-10 15:29"))      # 20:59 in Kolkata
-    dialer.turn()
-    [job] = dialer.jobs()
-    dialer.at = utc("2030-06-10 15:30")                         # 21:00: closed when dialed
-    assert dialer.admit(job) is False
+    cid, dialer, job = queued_at_closing(api, settings, r, "closing")
+    assert dialer.admit(job) is False   # closed when dialed
     row = rows(cid)["919800000001"]
     assert (row.state, row.reason_code, row.attempts) == ("pending", "outside_calling_hours", 0)
     assert row.next_at == utc("2030-06-11 03:30")               # 09:00 the next day
@@ -269,14 +281,8 @@ def test_an_attempt_queued_in_hours_and_dialed_after_they_closed_waits_for_the_n
 
 
 def test_a_finished_campaign_completes_outside_its_calling_hours(api, settings, r, lease):
-    cid = campaign(api, "done_late", ["919800000001"], time_zone="Asia/Kolkata",
-                   campaign_start_date="2030-06-10 00:00:00",
-                   campaign_end_date="2030-06-12 00:00:00", calling_hours="09:00-21:00")
-    dialer = Dialer(settings, r, utc("2030-06-10 15:29"))      # 20:59 in Kolkata
-    dialer.turn()
-    [job] = dialer.jobs()
-    dialer.at = utc("2030-06-10 15:30")                         # 21:00: the call ends
-    dialer.end(job, "ANSWER")
+    cid, dialer, job = queued_at_closing(api, settings, r, "done_late")
+    dialer.end(job, "ANSWER")           # the call ends as the hours close
     dialer.turn()
     got = details(api, cid)
     assert (got["campaign_status"], got["state_reason_code"]) == ("3", "")
@@ -308,8 +314,7 @@ def test_contact_local_time_dials_only_the_contact_inside_its_own_hours(api, set
 
 def test_pacing_spreads_calls_per_minute_evenly_and_never_bursts(api, settings, r, lease):
     cid = campaign(api, "pacing", numbers("9198000", 80), calls_per_minute="600",
-                   campaign_start_date="2030-06-10 00:00:00",
-                   campaign_end_date="2030-06-11 00:00:00")
+                   **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"), account_max_calls=0)
     capacity = 600 / 60 * dialer.settings.scan_interval * 2     # the bucket holds two turns
     per_second: Counter[int] = Counter()
@@ -331,8 +336,7 @@ def test_pacing_spreads_calls_per_minute_evenly_and_never_bursts(api, settings, 
 
 def test_the_account_limit_holds_open_calls_and_a_settled_call_frees_a_slot(
         api, settings, r, lease):
-    cid = campaign(api, "limit", numbers("9198000", 5), campaign_start_date="2030-06-10 00:00:00",
-                   campaign_end_date="2030-06-11 00:00:00")
+    cid = campaign(api, "limit", numbers("9198000", 5), **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"), account_max_calls=2)
     first = dialer.queued_after_turns(2)
     dialer.turn()                        # full: the turn says so
@@ -351,8 +355,7 @@ def test_the_account_limit_holds_open_calls_and_a_settled_call_frees_a_slot(
 
 
 def test_the_account_limit_holds_across_the_accounts_campaigns(api, settings, r, lease):
-    fields = {"campaign_start_date": "2030-06-10 00:00:00", "campaign_end_date": "2030-06-11 00:00:00"}
-    cids = [campaign(api, f"limit_{i}", numbers(f"919800{i}", 5), **fields) for i in (1, 2)]
+    cids = [campaign(api, f"limit_{i}", numbers(f"919800{i}", 5), **JUNE_10) for i in (1, 2)]
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"), account_max_calls=3)
     for _ in range(4):                   # each campaign alone has room for more
         dialer.turn()
@@ -362,8 +365,7 @@ def test_the_account_limit_holds_across_the_accounts_campaigns(api, settings, r,
 
 
 def test_a_finished_campaign_completes_while_its_account_is_at_its_cap(api, settings, r, lease):
-    cid = campaign(api, "done_at_cap", ["919800000001"], campaign_start_date="2030-06-10 00:00:00",
-                   campaign_end_date="2030-06-11 00:00:00")
+    cid = campaign(api, "done_at_cap", ["919800000001"], **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"), account_max_calls=2)
     dialer.turn()
     [job] = dialer.jobs()
@@ -380,9 +382,8 @@ def test_a_finished_campaign_completes_while_its_account_is_at_its_cap(api, sett
 
 
 def _two_accounts(api, other, n: int) -> tuple[str, str]:
-    fields = {"campaign_start_date": "2030-06-10 00:00:00", "campaign_end_date": "2030-06-11 00:00:00"}
-    return (campaign(api, "share_1", numbers("9198001", n), **fields),
-            campaign(other, "share_2", numbers("9198002", n), **fields))
+    return (campaign(api, "share_1", numbers("9198001", n), **JUNE_10),
+            campaign(other, "share_2", numbers("9198002", n), **JUNE_10))
 
 
 def _shares(cids: tuple[str, str], jobs: list[str]) -> list[int]:
@@ -444,7 +445,7 @@ def test_the_trunk_call_cap_is_shared_equally_between_two_accounts(api, other, s
 
 def test_a_paused_or_stopped_campaign_hands_its_queued_attempts_back(api, settings, r, lease):
     cid = campaign(api, "pause", ["919800000001", "919800000002", "919800000003"],
-                   campaign_start_date="2030-06-10 00:00:00", campaign_end_date="2030-06-11 00:00:00")
+                   **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"))
     by_number = {dialer.number_of(j): j for j in dialer.queued_after_turns(3)}
     assert dialer.admit(by_number["919800000003"]) is True
@@ -482,7 +483,7 @@ def test_a_campaign_paused_before_its_window_resumes_as_scheduled(api, settings,
 
 def test_a_dnd_entry_added_after_the_attempt_was_queued_takes_effect(api, settings, r, lease):
     cid = campaign(api, "dnd", ["919800000001", "919800000002"],
-                   campaign_start_date="2030-06-10 00:00:00", campaign_end_date="2030-06-11 00:00:00")
+                   **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"))
     by_number = {dialer.number_of(j): j for j in dialer.queued_after_turns(2)}
     assert len(by_number) == 2
@@ -510,14 +511,13 @@ def test_a_dnd_entry_added_after_the_attempt_was_queued_takes_effect(api, settin
 
 
 def test_the_per_number_cap_spans_the_accounts_campaigns(api, settings, r, lease):
-    fields = {"campaign_start_date": "2030-06-10 00:00:00", "campaign_end_date": "2030-06-11 00:00:00"}
-    first = campaign(api, "cap_1", ["919800000001"], **fields)
+    first = campaign(api, "cap_1", ["919800000001"], **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"), max_attempts_per_number_24h=1)
     dialer.turn()
     [job] = dialer.jobs()
     assert dialer.admit(job) is True
     dialer.end(job, "ANSWER")
-    second = campaign(api, "cap_2", ["919800000001"], **fields)
+    second = campaign(api, "cap_2", ["919800000001"], **JUNE_10)
     dialer.at += timedelta(hours=1)
     dialer.turn()
     [later] = [j for j in dialer.jobs() if j != job]
@@ -531,10 +531,11 @@ def test_the_per_number_cap_spans_the_accounts_campaigns(api, settings, r, lease
 # -------------------------------------------------------------------------- retries
 
 def test_retries_by_cause(api, settings, r, lease):
-    busy, answer, declined, noanswer = "919800000486", "919800000111", "919800000603", "919800000480"
+    busy, answer, declined, noanswer = ("919800000486", "919800000111", "919800000603",
+                                        "919800000480")
     cid = campaign(api, "retries", [busy, answer, declined, noanswer], max_retries="1",
                    retry_time="60", retry_on_statuses="NOANSWER,BUSY,CHANUNAVAIL",
-                   campaign_start_date="2030-06-10 00:00:00", campaign_end_date="2030-06-11 00:00:00")
+                   **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"))
     first = {dialer.number_of(j): j for j in dialer.queued_after_turns(4)}
     for number, outcome in ((busy, "BUSY"), (answer, "ANSWER"), (declined, "DECLINE"),
@@ -570,7 +571,8 @@ def test_retries_by_cause(api, settings, r, lease):
     assert (got["progress"]["answered"], got["progress"]["failed"]) == ("2", "2")
     assert len(cdrs(cid)) == 6                 # each attempt has its own CDR row
     tries = contacts(api, cid)[noanswer]["tries"]
-    assert [(t["attempt"], t["dial_status"]) for t in tries] == [("1", "NOANSWER"), ("2", "NOANSWER")]
+    assert [(t["attempt"], t["dial_status"]) for t in tries] == \
+        [("1", "NOANSWER"), ("2", "NOANSWER")]
 
 
 def test_an_attempt_dialed_after_the_window_ended_makes_its_contact_final(
@@ -601,12 +603,11 @@ def test_a_window_that_passed_before_the_first_turn_skips_every_contact(api, set
 
 
 def test_contacts_added_to_a_running_campaign_are_dialed(api, settings, r, lease):
-    cid = campaign(api, "growing", ["919800000001"], campaign_start_date="2030-06-10 00:00:00",
-                   campaign_end_date="2030-06-11 00:00:00")
+    cid = campaign(api, "growing", ["919800000001"], **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"))
     dialer.turn()
-    ok_body(api.post("/api/add_contact_to_list", {"list_id": details(api, cid)["list_id"],
-                                                  "contacts": [{"contact_number": "919800000002"}]}))
+    ok_body(api.post("/api/add_contact_to_list", {
+        "list_id": details(api, cid)["list_id"], "contacts": [{"contact_number": "919800000002"}]}))
     assert details(api, cid)["progress"]["total"] == "2"
     dialer.turn(3.0)
     assert sorted(dialer.number_of(j) for j in dialer.jobs()) == ["919800000001", "919800000002"]
@@ -614,7 +615,8 @@ def test_contacts_added_to_a_running_campaign_are_dialed(api, settings, r, lease
 
 def test_a_retry_due_after_the_window_makes_the_contact_final(api, settings, r, lease):
     cid = campaign(api, "late_retry", ["919800000486"], max_retries="3", retry_time="3600",
-                   campaign_start_date="2030-06-10 08:00:00", campaign_end_date="2030-06-10 08:30:00")
+                   campaign_start_date="2030-06-10 08:00:00",
+                   campaign_end_date="2030-06-10 08:30:00")
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"))
     dialer.turn()
     [job] = dialer.jobs()
@@ -630,7 +632,7 @@ def test_a_retry_due_after_the_window_makes_the_contact_final(api, settings, r, 
 
 def test_reconcile_requeues_a_lost_job_and_settles_a_lost_notice(api, settings, r, lease):
     cid = campaign(api, "reconcile", ["919800000001", "919800000002"],
-                   campaign_start_date="2030-06-10 00:00:00", campaign_end_date="2030-06-11 00:00:00")
+                   **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"))
     by_number = {dialer.number_of(j): j for j in dialer.queued_after_turns(2)}
     lost, unsettled = by_number["919800000001"], by_number["919800000002"]
@@ -660,8 +662,7 @@ def test_reconcile_requeues_a_lost_job_and_settles_a_lost_notice(api, settings, 
 # ---------------------------------------------------------------------- dialer_down
 
 def test_a_running_campaign_says_dialer_down_without_a_lease_holder(api, settings, r):
-    cid = campaign(api, "down", ["919800000001"], campaign_start_date="2030-06-10 00:00:00",
-                   campaign_end_date="2030-06-11 00:00:00")
+    cid = campaign(api, "down", ["919800000001"], **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"))
     dialer.turn()
     got = details(api, cid)
