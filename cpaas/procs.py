@@ -139,12 +139,13 @@ def engine(settings: config.Settings) -> None:
 
 
 def carrier(settings: config.Settings) -> None:
-    """The sandbox carrier, when the trunk points at it (the embedded default)."""
-    from sandbox_carrier.carrier import settings_from_env
+    """The sandbox carrier, when the trunk points at it (the embedded default) or, with
+    FreeSWITCH, when ``CPAAS_SANDBOX_CARRIER=1`` asks for it."""
+    from cpaas.telephony.status import carrier_wanted
 
-    sandbox = settings_from_env()
-    if settings.freeswitch_esl or f"@{sandbox.host}:{sandbox.port}" not in settings.sip_trunk:
-        _idle("CPAAS_SIP_TRUNK points at a real carrier")
+    if not carrier_wanted(settings):
+        _idle("FREESWITCH_ESL is set without CPAAS_SANDBOX_CARRIER=1" if settings.freeswitch_esl
+              else "CPAAS_SIP_TRUNK points at a real carrier")
     _exec([sys.executable, "-m", "sandbox_carrier"])
 
 

@@ -9,6 +9,7 @@ credentials, so a flood of it must not become a flood of SIP).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -30,14 +31,25 @@ def engine_report(settings: Settings, r: redis.Redis) -> dict[str, str]:
     return engine_client(settings, r).health()
 
 
-def carrier_report(settings: Settings) -> dict[str, str]:
-    """``sandbox_carrier``: ok | down when the trunk points at it, else "not used"."""
+def carrier_wanted(settings: Settings) -> bool:
+    """Whether this configuration runs the sandbox carrier (``make run`` starts it, see
+    cpaas.procs.carrier): when the embedded engine's trunk points at it, or, with
+    FreeSWITCH, when asked (``CPAAS_SANDBOX_CARRIER=1``: a local node's gateway points at it)."""
     from sandbox_carrier.carrier import settings_from_env
 
+    if settings.freeswitch_esl:
+        return os.environ.get("CPAAS_SANDBOX_CARRIER") == "1"
     sandbox = settings_from_env()
-    # The same rule that decides whether `make run` starts it (cpaas.procs.carrier).
-    if settings.freeswitch_esl or f"@{sandbox.host}:{sandbox.port}" not in settings.sip_trunk:
+    return f"@{sandbox.host}:{sandbox.port}" in settings.sip_trunk
+
+
+def carrier_report(settings: Settings) -> dict[str, str]:
+    """``sandbox_carrier``: ok | down when this configuration runs it, else "not used"."""
+    from sandbox_carrier.carrier import settings_from_env
+
+    if not carrier_wanted(settings):
         return {"sandbox_carrier": "not used"}
+    sandbox = settings_from_env()
     return {"sandbox_carrier": "ok" if _answers(sandbox.host, sandbox.port) else "down"}
 
 
