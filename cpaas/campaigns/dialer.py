@@ -16,6 +16,7 @@ was lost is settled from the CDR.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import defaultdict
@@ -94,13 +95,13 @@ class DialerTask:
                                            monotonic) if settings.trunk_cps > 0 else None)
         self.synced: dict[str, float] = {}
         self.reconciled = float("-inf")
-        self.turns = 0
+        #: The account that got the last dial: the next turn starts after it.
+        self.last_served = ""
         self._engine: EngineClient | None = None
 
     def __call__(self) -> bool:
         """One turn; True when a batch limit was reached and more is due at once."""
         now = self.clock()
-        self.turns += 1
         campaigns = list(Campaign.select().where(Campaign.status.in_(ACTIVE))
                          .order_by(Campaign.created_at))
         wanted: dict[str, list[tuple[Campaign, list[CampaignContact]]]] = defaultdict(list)
@@ -213,9 +214,11 @@ class DialerTask:
         queues = {account: [(c, row) for c, rows in items for row in rows]
                   for account, items in wanted.items()}
         order = sorted(queues)
-        if order:   # who goes first rotates, so no account always gets the last token
-            shift = self.turns % len(order)
-            order = order[shift:] + order[:shift]
+        # Start after the account that dialed last, so no account always gets the last
+        # token (rotating with the turn's number did not: a trunk token that comes every
+        # other turn always went to the same account).
+        first = bisect.bisect_right(order, self.last_served)
+        order = order[first:] + order[:first]
         left_over = False
         while order:
             for account in list(order):
@@ -237,6 +240,7 @@ class DialerTask:
                     # the next turn finds them; running again now would only spin.
                     return left_over
                 campaign, row = queues[account].pop(0)
+                self.last_served = account
                 left_over |= self._start(campaign, row, now, load)
         return left_over
 

@@ -408,7 +408,6 @@ def test_the_trunk_cps_is_shared_equally_between_two_accounts(api, other, settin
     assert "trunk_limit" in waiting, waiting
 
 
-@pytest.mark.xfail(strict=True, reason="who goes first rotates with the turn's number: when a trunk token comes every second turn, the same account always gets it")
 def test_the_trunk_cps_is_shared_when_a_token_comes_every_other_turn(api, other, settings, r,
                                                                    lease):
     cids = _two_accounts(api, other, 60)
