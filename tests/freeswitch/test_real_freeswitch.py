@@ -1,0 +1,157 @@
+"""Against a real FreeSWITCH (opt-in: only when ``FREESWITCH_ESL`` is set).
+
+The node must be loopback-only (GUIDE §5) with a gateway (``FREESWITCH_GATEWAY``,
+default ``trunk``) to the sandbox carrier on 127.0.0.1:5070, which these tests start
+unless one already answers there. The node writes recordings and reads prompts in this
+test's data folder, so it must run on this machine (the shared-folder mode). Run e.g.::
+
+    FREESWITCH_ESL=127.0.0.1:8021 FREESWITCH_ESL_PASSWORD=… \\
+        .venv/bin/pytest tests/freeswitch/test_real_freeswitch.py -q
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import wave
+
+import pytest
+
+import sandbox_carrier
+from cpaas.calls.plan_builders import click2call
+from cpaas.telephony.engine_client import LegAction
+from cpaas.telephony.events import parse
+from cpaas.telephony.plans import Branch, Dial, Gather, Hangup, Play, Plan
+from tests.freeswitch.conftest import Rig
+from tests.engine.rig import EventLog
+from tests.launcher import wait_for
+
+pytestmark = pytest.mark.skipif(not os.environ.get("FREESWITCH_ESL"),
+                                reason="needs a real FreeSWITCH: set FREESWITCH_ESL")
+
+CALLER = "919900000009"
+
+
+@pytest.fixture(scope="module")
+def carrier(tmp_path_factory):
+    """The sandbox carrier the node's gateway points at (ours unless one runs)."""
+    if sandbox_carrier.probe("127.0.0.1", 5070, timeout=0.5):
+        yield None
+        return
+    proc = sandbox_carrier.start("127.0.0.1", 5070, hold=20,
+                                 log_dir=tmp_path_factory.mktemp("carrier"), dtmf_delay=2.0)
+    yield proc
+    sandbox_carrier.stop(proc)
+
+
+@pytest.fixture
+def real(fs_redis, workdir, carrier):
+    from cpaas import config
+
+    url = fs_redis.connection_pool.connection_kwargs
+    settings = config.load()
+    settings.data_dir = workdir
+    settings.redis_url = f"redis://{url['host']}:{url['port']}/{url['db']}"
+    rig = Rig([], settings, fs_redis, EventLog(fs_redis))
+    rig.start_listener()
+    wait_for(lambda: rig.client.health()["engine"] == "ok", 15, "node up")
+    yield rig
+    rig.stop_listener()
+
+
+def _tone(path, seconds: float = 1.0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth",
+                    str(seconds), "sine", "440"], check=True)
+
+
+def _statuses(ended) -> dict[str, str]:
+    return {role: o.dial_status for role, o in ended.legs.items()}
+
+
+def test_click2call_with_stereo_recording(real):
+    plan = click2call("c0ffee0001", "ACalpha", "919900000001", "919900000002", CALLER, "both",
+                      "recordings/c0ffee0001.wav", ring_timeout=10)
+    real.client.originate(plan)
+    for role in ("agent", "customer"):
+        real.events.wait(plan.plan_id, "leg.answered", 15, where=lambda e, r=role: e.leg == r)
+    agent = real.events.wait(plan.plan_id, "leg.answered", 1, where=lambda e: e.leg == "agent")
+    wait_for(lambda: real.r.hget("cpaas:live:legs", agent.channel) and b"bridged" in
+             real.r.hget("cpaas:live:legs", agent.channel), 5, "bridged")
+    real.client.act(agent.channel, LegAction("hangup"))
+    ended = parse(real.events.ended(plan.plan_id, 20))
+    assert _statuses(ended) == {"agent": "ANSWER", "customer": "ANSWER"}
+    assert ended.recordings == ("recordings/c0ffee0001.wav",)
+    with wave.open(str(real.settings.data_dir / "bucket" / "recordings/c0ffee0001.wav")) as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+        assert wav.getnframes() > 8000 * 0.5
+
+
+def test_otp_plays_twice_then_hangs_up(real):
+    _tone(real.settings.media_dir / "prompts" / "otp-c0ffee0002.wav")
+    plan = Plan("c0ffee0002", "ACalpha", "otp", [
+        Dial("customer", "919900000003", CALLER, 10),
+        Play("customer", "prompts/otp-c0ffee0002.wav", 2), Hangup()])
+    real.client.originate(plan)
+    ended = parse(real.events.ended(plan.plan_id, 20))
+    leg = ended.legs["customer"]
+    assert (ended.cause, leg.dial_status) == ("normal", "ANSWER")
+    assert leg.ended_at - leg.answered_at >= 2.0   # two rounds of a one-second prompt
+
+
+@pytest.mark.parametrize("number,status,cause", [
+    ("919900000486", "BUSY", "USER_BUSY"), ("919900000503", "CONGESTION", None),
+    ("919900000404", "CHANUNAVAIL", "UNALLOCATED_NUMBER"),
+    ("919900000603", "CHANUNAVAIL", "CALL_REJECTED"), ("919900000480", "NOANSWER", None)])
+def test_outcomes(real, number, status, cause):
+    plan = Plan(f"c0ffee{number[-3:]}0", "ACalpha", "otp", [Dial("customer", number, CALLER, 3),
+                                                            Hangup()])
+    real.client.originate(plan)
+    ended = parse(real.events.ended(plan.plan_id, 20))
+    assert ended.legs["customer"].dial_status == status
+    if cause:
+        assert ended.legs["customer"].hangup_cause == cause
+
+
+def test_ivr_campaign_dtmf_and_digit_map_transfer(real):
+    plan = Plan("c0ffee0003", "ACalpha", "campaign", [
+        Dial("contact", "919900000551", CALLER, 10), Gather("contact", 1, 8),
+        Branch("contact", {"1": "number:919900000077"}, CALLER, 10)], max_legs=2)
+    real.client.originate(plan)
+    real.events.wait(plan.plan_id, "leg.dtmf", 15)
+    target = real.events.wait(plan.plan_id, "leg.answered", 15,
+                              where=lambda e: e.leg == "transfer_target")
+    real.client.act(target.channel, LegAction("hangup"))
+    ended = parse(real.events.ended(plan.plan_id, 20))
+    assert (ended.ivr_result, ended.transfer_to, ended.dtmf) == ("transferred", "number:919900000077", "1")
+
+
+def test_blind_transfer(real):
+    plan = click2call("c0ffee0004", "ACalpha", "919900000001", "919900000002", CALLER, "none",
+                      None, ring_timeout=10)
+    real.client.originate(plan)
+    agent = real.events.wait(plan.plan_id, "leg.answered", 15, where=lambda e: e.leg == "agent")
+    real.events.wait(plan.plan_id, "leg.answered", 15, where=lambda e: e.leg == "customer")
+    real.client.act(agent.channel, LegAction("blind_transfer", target="919900000055",
+                                             target_kind="number"))
+    target = real.events.wait(plan.plan_id, "leg.answered", 15,
+                              where=lambda e: e.leg == "transfer_target")
+    real.events.wait(plan.plan_id, "leg.hangup", 10, where=lambda e: e.leg == "agent")
+    real.client.act(target.channel, LegAction("hangup"))
+    ended = parse(real.events.ended(plan.plan_id, 20))
+    assert _statuses(ended) == {"agent": "ANSWER", "customer": "ANSWER",
+                                "transfer_target": "ANSWER"}
+
+
+def test_listener_restart_mid_call(real):
+    plan = click2call("c0ffee0005", "ACalpha", "919900000001", "919900000002", CALLER, "none",
+                      None, ring_timeout=10)
+    real.client.originate(plan)
+    customer = real.events.wait(plan.plan_id, "leg.answered", 15,
+                                where=lambda e: e.leg == "customer")
+    real.stop_listener()
+    real.start_listener()
+    wait_for(lambda: real.client.health()["engine"] == "ok", 15, "node up again")
+    real.client.act(customer.channel, LegAction("hangup"))
+    ended = parse(real.events.ended(plan.plan_id, 20))
+    assert _statuses(ended) == {"agent": "ANSWER", "customer": "ANSWER"}
+    assert [e.type for e in real.events.of(plan.plan_id)].count("plan.ended") == 1
