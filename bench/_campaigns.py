@@ -46,10 +46,8 @@ def _utc(delta: timedelta) -> str:
     return (datetime.now(timezone.utc) + delta).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def create_campaign(base: str, account: str, name: str, contacts: list[dict],
-                    **settings: str) -> str:
-    """A list of ``contacts`` and a type-0 campaign over it, running from now, in UTC
-    (``settings`` override the body's fields); returns the campaign id."""
+def load_list(base: str, account: str, name: str, contacts: list[dict]) -> str:
+    """A contact list holding ``contacts``, made through the API; returns its id."""
     session = requests.Session()
     session.headers.update(headers(account))
     list_id = _ok(session.post(base + "/api/create_campaign_list",
@@ -57,6 +55,12 @@ def create_campaign(base: str, account: str, name: str, contacts: list[dict],
     for start in range(0, len(contacts), 10_000):   # the API's per-request maximum
         _ok(session.post(base + "/api/add_contact_to_list", timeout=300, json={
             "list_id": list_id, "contacts": contacts[start:start + 10_000]}))
+    return list_id
+
+
+def create_campaign(base: str, account: str, name: str, list_id: str, **settings: str) -> str:
+    """A type-0 campaign over ``list_id``, running from now, in UTC (``settings``
+    override the body's fields); returns the campaign id."""
     body = {"list_id": list_id, "dnd_list_id": "", "campaign_name": name,
             "campaign_type": "0", "campaign_caller_id": CALLER_ID, "dynamic_announcement": "1",
             "recorded_filename": "", "announcement_text": "Hello {field1}.",
@@ -64,7 +68,8 @@ def create_campaign(base: str, account: str, name: str, contacts: list[dict],
             "campaign_end_date": _utc(timedelta(hours=2)), "time_zone": "UTC", "repeat": "1",
             "max_retries": "0", "retry_time": "60", "calls_per_minute": "600",
             "voice": "Joanna", **settings}
-    return _ok(session.post(base + "/api/create_campaign", json=body, timeout=30))["campaign_id"]
+    return _ok(requests.post(base + "/api/create_campaign", json=body, headers=headers(account),
+                             timeout=30))["campaign_id"]
 
 
 def details(base: str, account: str, campaign_id: str) -> dict:

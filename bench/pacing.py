@@ -25,12 +25,14 @@ import argparse
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._campaigns import answering_numbers, create_campaign, invites, pacing_report, wait_completed  # noqa: E402
-from bench._common import CpuMeter, machine_notes, print_table, workdir  # noqa: E402
+from bench._campaigns import (answering_numbers, create_campaign, invites, load_list,  # noqa: E402
+                             pacing_report, wait_completed)
+from bench._common import CpuMeter, machine_notes, percentile, print_table, workdir  # noqa: E402
 from tests import launcher, servers  # noqa: E402
 
 HOLD = 1.0
@@ -53,6 +55,28 @@ def sipp_baseline(running: launcher.Running, rate: float, seconds: int) -> list[
     if result.returncode not in (0, 1):   # 1: some calls failed, still a rate
         print(f"sipp uac exited {result.returncode}: {result.stderr[-500:]!r}")
     return [at for user, _, at in invites(running.carrier_log) if user == BASELINE_NUMBER]
+
+
+def started_at(db_url: str, campaign_id: str) -> list[float]:
+    """When the dialer committed each attempt of the campaign (epoch seconds)."""
+    import psycopg2
+
+    with psycopg2.connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT extract(epoch FROM created_at) FROM campaign_attempt"
+                    " WHERE campaign_id = %s", (campaign_id,))
+        return [float(t) for (t,) in cur.fetchall()]
+
+
+def turns_report(starts: list[float]) -> None:
+    """The scanner's turns that started attempts (their rows share the turn's clock):
+    the gaps between them and how many each started."""
+    per_turn = Counter(starts)
+    at = sorted(per_turn)
+    gaps = [(b - a) * 1000 for a, b in zip(at, at[1:])]
+    sizes = list(per_turn.values())
+    print(f"scanner turns that dialed: {len(at)}; gap between them p50 {percentile(gaps, 50):.0f} ms,"
+          f" p90 {percentile(gaps, 90):.0f}, p99 {percentile(gaps, 99):.0f}, max {max(gaps or [0]):.0f};"
+          f" attempts per turn p50 {percentile(sizes, 50):.0f}, max {max(sizes or [0])}")
 
 
 def main() -> None:
@@ -80,8 +104,9 @@ def main() -> None:
         numbers = answering_numbers(count, seed=600)
         contacts = [{"contact_name": f"contact {i}", "contact_number": n,
                      "contact_fields": {"field1": f"customer {i}"}} for i, n in enumerate(numbers)]
+        list_id = load_list(running.base_url, "account_1", "pacing", contacts)
         meter = CpuMeter({name: proc.pid for name, proc in running.procs.items()})
-        campaign_id = create_campaign(running.base_url, "account_1", "pacing", contacts,
+        campaign_id = create_campaign(running.base_url, "account_1", "pacing", list_id,
                                       calls_per_minute=str(args.per_minute))
         final = wait_completed(running.base_url, "account_1", campaign_id,
                                timeout=count / rate * 1.5 + 60)
@@ -90,6 +115,11 @@ def main() -> None:
         sent = [(user, at) for user, _, at in invites(running.carrier_log) if user in wanted]
         pacing_report(f"campaign at {args.per_minute}/min", [at for _, at in sent], rate,
                       args.seconds)
+        # Where the time went: when the scanner started each attempt (its row's
+        # created_at, the turn's clock), apart from when its INVITE reached the carrier.
+        starts = started_at(db_url, campaign_id)
+        pacing_report("attempts started by the scanner", starts, rate, args.seconds)
+        turns_report(starts)
         dialed = {user for user, _ in sent}
         print(f"campaign {campaign_id}: status {final['campaign_status']}, progress "
               f"{final.get('progress')}; {len(sent)} INVITEs for {len(dialed)} of {count} "
