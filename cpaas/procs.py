@@ -103,6 +103,9 @@ def transcriber(settings: config.Settings) -> None:
     os.nice(19)
     threads = str(settings.transcribe_threads)
     os.environ.update(OMP_NUM_THREADS=threads, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    # Held across exec until the worker can stop cleanly (workers.transcribe): a Ctrl-C
+    # while the model loads at nice 19 then exits 0 instead of killing a half-started RQ.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     _exec([os.path.join(VENV_BIN, "rq"), "worker", "-w", "workers.transcribe.TranscribeWorker",
            "-u", settings.effective_redis_url, "transcripts"])
 

@@ -8,6 +8,8 @@ forked work horse per job would load it every time.
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from functools import lru_cache
 from typing import Any
 
@@ -18,7 +20,7 @@ from cpaas.storage import Storage, get_storage
 from cpaas.transcription import job as transcription
 from cpaas.transcription.queueing import TranscriptionJob
 from cpaas.transcription.whisper import offline
-from workers.worker import _stop_signals_held
+from workers.worker import _STOP_SIGNALS, _stop_signals_held
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,11 @@ def transcribe(job: TranscriptionJob) -> int:
         return len(transcription.run(backend, storage, job))
 
 
+def _stop_before_work(signum: int, _frame: Any) -> None:
+    log.info("stopped before the first job", extra={"signal": signum})
+    sys.exit(0)
+
+
 class TranscribeWorker(SimpleWorker):
     """SimpleWorker that loads the transcription backend before its first job.
 
@@ -53,6 +60,11 @@ class TranscribeWorker(SimpleWorker):
         with _stop_signals_held():
             backend, _storage = _context()
             backend.warm_up()
+        # ``cpaas.procs`` starts this process with stop signals blocked; one that arrived
+        # while the model loaded is a clean stop too (RQ's own handlers come with work()).
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, _stop_before_work)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
     def subscribe(self) -> None:
         """RQ's command listener, in a thread that leaves stop signals to the main one."""

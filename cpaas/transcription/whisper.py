@@ -21,6 +21,8 @@ from cpaas.storage import Storage
 from cpaas.transcription.turns import Segment
 
 log = logging.getLogger(__name__)
+# faster-whisper logs each file's duration and VAD cut at INFO: the job logs its own line.
+logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
 #: Decoding options: beam search at temperature 0 (deterministic: no fallback to
 #: sampling), no conditioning on the previous window (it repeats itself on
