@@ -137,15 +137,15 @@ class DialerTask:
     # ---------------------------------------------------------------- one campaign
     def _prepare(self, campaign: Campaign, now: datetime, load: Load) -> list[CampaignContact]:
         """Move ``campaign`` through its window; the contacts it may dial this turn."""
-        if campaign.status == CampaignStatus.PAUSED:
-            self._say(campaign, reasons.PAUSED, "paused with pause_campaign")
-            return []
-        if now >= campaign.end_at:
+        if now >= campaign.end_at:   # paused or not: it can never dial again
             # Take in the contacts not synced yet (the dialer was down, or they joined
             # since the last look), so they too are counted as skipped, not nowhere.
             self.synced.pop(campaign.id, None)
             self._sync(campaign)
             self._complete(campaign, now, reasons.WINDOW_ENDED)
+            return []
+        if campaign.status == CampaignStatus.PAUSED:
+            self._say(campaign, reasons.PAUSED, "paused with pause_campaign")
             return []
         if now < campaign.start_at:
             verdict = dial_check.verdict_for(campaign, "", now)

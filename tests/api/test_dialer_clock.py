@@ -491,7 +491,6 @@ def test_a_campaign_paused_before_its_window_resumes_as_scheduled(api, settings,
     assert details(api, cid)["campaign_status"] == "1" and len(dialer.jobs()) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a paused campaign is looked at before its window: it stays paused past its end, saying it is paused")
 def test_a_paused_campaign_whose_window_ended_is_completed(api, settings, r, lease):
     cid = campaign(api, "paused_out", numbers("9198000", 2), **JUNE_10)
     dialer = Dialer(settings, r, utc("2030-06-10 08:00"))
