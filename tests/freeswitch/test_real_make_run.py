@@ -1,0 +1,127 @@
+"""``make run`` with ``FREESWITCH_ESL`` set, against a real FreeSWITCH (opt-in).
+
+The whole platform as a user starts it: click2call with recording and an OTP call go
+through the API to the node, ``live_calls`` shows ``FS/…`` channels that ``modify_call``
+acts on, and the CDRs and the stereo recording come out as on the embedded engine. The
+node's gateway must reach a sandbox carrier on 127.0.0.1:5070 (started here unless one
+answers, with ``CPAAS_SANDBOX_CARRIER=1``).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import wave
+
+import pytest
+import requests
+
+import sandbox_carrier
+from tests.launcher import ROOT, wait_for
+from tests.servers import free_port
+
+pytestmark = pytest.mark.skipif(not os.environ.get("FREESWITCH_ESL"),
+                                reason="needs a real FreeSWITCH: set FREESWITCH_ESL")
+
+SECRET = "make-run-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """``make run`` in its own process group, on a private data folder and port."""
+    data = tmp_path_factory.mktemp("make-run")
+    port = free_port()
+    env = {**os.environ, "CPAAS_DATA_DIR": str(data), "PORT": str(port),
+           "CPAAS_ACCOUNT_1_AUTH": SECRET, "CPAAS_RING_TIMEOUT": "10"}
+    if not sandbox_carrier.probe("127.0.0.1", 5070, timeout=0.5):
+        env["CPAAS_SANDBOX_CARRIER"] = "1"
+    env.pop("REDIS_URL", None)
+    env.pop("DATABASE_URL", None)
+    log = open(data / "run.log", "wb")
+    proc = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready():
+        try:
+            health = requests.get(f"{base}/healthz", timeout=2).json()["response"]
+        except (requests.RequestException, ValueError):
+            return None
+        return health if health.get("engine") == "ok" else None
+
+    try:
+        health = wait_for(ready, 120, "make run up with its FreeSWITCH node")
+        assert (health["engine_type"], health["engine_nodes"]) == ("freeswitch", "1/1")
+        yield base, data
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+
+
+def _api(base: str, path: str, body: dict | None = None) -> dict:
+    headers = {"account": "account_1", "auth": SECRET}
+    if body is None:
+        answer = requests.get(f"{base}/api/{path}", headers=headers, timeout=10)
+    else:
+        answer = requests.post(f"{base}/api/{path}", json=body, headers=headers, timeout=10)
+    return answer.json()["response"]
+
+
+def _cdr(base: str, request_id: str, timeout: float = 60) -> dict:
+    def found():
+        answer = _api(base, "get_cdr_by_request_id", {"request_id": request_id})
+        return (answer.get("result") or [None])[0] if answer.get("success") == "true" else None
+    return wait_for(found, timeout, f"CDR of {request_id}", 0.5)
+
+
+def test_click2call_with_recording_then_modify_call_hangup(platform):
+    base, data = platform
+    request_id = _api(base, "click2call", {
+        "agent_number": "919900000101", "caller_id": "15168148111",
+        "destination_number": "919900000102", "recording_option": "on",
+        "transcript": "off"})["request_id"]
+
+    def bridged():
+        legs = [leg for leg in _api(base, "live_calls")["result"]
+                if leg["request_id"] == request_id]
+        return legs if len(legs) == 2 and all(l["state"] == "bridged" for l in legs) else None
+
+    legs = wait_for(bridged, 60, "both legs bridged", 0.5)
+    assert all(leg["channel"].startswith("FS/") for leg in legs)
+    customer = next(leg for leg in legs if leg["role"] == "customer")
+    answer = _api(base, "modify_call", {"channel": customer["channel"], "modify_type": "2"})
+    assert answer["success"] == "true"
+    cdr = _cdr(base, request_id)
+    assert (cdr["dial_status"], cdr["call_status"], cdr["destination_context"]) == (
+        "ANSWER", "ANSWERED", "click2call")
+    recording = requests.get(f"{base}/api/recording", params={"request_id": request_id},
+                             headers={"account": "account_1", "auth": SECRET}, timeout=10)
+    path = data / "call.wav"
+    path.write_bytes(recording.content)
+    with wave.open(str(path)) as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+
+
+def test_otp_call(platform):
+    base, data = platform
+    template = _api(base, "announce_template")["result"][0]["announce_template_id"]
+    request_id = _api(base, "outbound_call", {
+        "customer_number": "919900000001", "otp": "1987", "announce_template_id": template,
+        "repeat": "2", "caller_id": "15168148111", "voice": "Raveena", "volume": "medium",
+        "rate": "medium", "pitch": "medium"})["request_id"]
+    cdr = _cdr(base, request_id)
+    assert (cdr["dial_status"], cdr["destination_context"]) == ("ANSWER", "otp")
+    assert float(cdr["billsec"]) > 2   # the prompt was played twice before the hangup
+    # The secret prompt is gone from the folder the node read it from.
+    assert not [p for p in (data / "media" / "calls").rglob("*") if p.is_file()]
+
+
+def test_a_busy_number(platform):
+    base, _ = platform
+    request_id = _api(base, "click2call", {
+        "agent_number": "919900000486", "caller_id": "15168148111",
+        "destination_number": "919900000102", "recording_option": "off",
+        "transcript": "off"})["request_id"]
+    cdr = _cdr(base, request_id)
+    assert (cdr["dial_status"], cdr["call_status"]) == ("BUSY", "BUSY")
