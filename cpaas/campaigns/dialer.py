@@ -98,6 +98,7 @@ class DialerTask:
         #: The account that got the last dial: the next turn starts after it.
         self.last_served = ""
         self._engine: EngineClient | None = None
+        self.behind = 0
 
     def __call__(self) -> bool:
         """One turn; True when a batch limit was reached and more is due at once."""
@@ -106,12 +107,8 @@ class DialerTask:
                          .order_by(Campaign.created_at))
         wanted: dict[str, list[tuple[Campaign, list[CampaignContact]]]] = defaultdict(list)
         load = Load.now()
-        behind = self._engine_behind(campaigns)
+        self.behind = self._engine_behind(campaigns)
         for campaign in campaigns:
-            if behind and campaign.status == CampaignStatus.RUNNING:
-                self._say(campaign, reasons.NO_CAPACITY,
-                          f"the engine has {behind} calls waiting for a free call slot")
-                continue
             due = self._prepare(campaign, now, load)
             if due:
                 wanted[campaign.account_id].append((campaign, due))
@@ -164,6 +161,12 @@ class DialerTask:
                 if not self._finished(campaign, now):
                     self._say(campaign, verdict.reason_code, hours.describe(verdict))
                 return []
+        if self.behind:
+            # Its window, completion and reasons above still move on; only dialing waits.
+            if not self._finished(campaign, now):
+                self._say(campaign, reasons.NO_CAPACITY,
+                          f"the engine has {self.behind} calls waiting for a free call slot")
+            return []
         bucket = self._bucket(campaign)
         room = self._room(campaign, load)
         if room <= 0:

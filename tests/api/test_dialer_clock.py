@@ -701,3 +701,26 @@ def test_a_running_campaign_says_dialer_down_without_a_lease_holder(api, setting
     finally:
         held.release()
     assert details(api, cid)["state_reason_code"] == "dialer_down"
+
+
+# ------------------------------------------------------------------- engine capacity
+
+def test_the_dialer_holds_back_while_the_engine_is_behind(api, settings, r, lease):
+    from pjsua_engine import keys
+
+    cid = campaign(api, "engine_behind", numbers("9198100", 3), **JUNE_10)
+    dialer = Dialer(settings, r, utc("2030-06-10 12:00"))
+    # Plans waiting in the embedded pool's queue for a free call slot, as a pool whose
+    # workers are all busy leaves them (more than max(10, 2 s of the campaign's pace)).
+    backlog = [Plan(f"x{i:09d}", "AC0000000000", "otp", []).to_json() for i in range(220)]
+    r.rpush(keys.plan_queue(1), *backlog)
+    try:
+        dialer.turn()
+        assert dialer.jobs() == []
+        got = details(api, cid)
+        assert got["state_reason_code"] == "no_engine_capacity"
+        assert "220 calls waiting" in got["state_reason"], got
+    finally:
+        r.delete(keys.plan_queue(1))
+    assert dialer.queued_after_turns(1), "dialing starts again once the engine caught up"
+    assert details(api, cid)["state_reason_code"] == ""
