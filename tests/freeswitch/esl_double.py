@@ -17,6 +17,7 @@ import threading
 import time
 import wave
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -104,6 +105,8 @@ class EslDouble:
         self.received: list[bytes] = []         # raw bytes of every closed connection
         self.commands: list[str] = []           # every command block, in order
         self.on_command: Callable[[str], None] | None = None
+        #: replays a captured stream instead of the model (tests.freeswitch.replay)
+        self.replayer: Any = None
         self._lock = threading.RLock()
         self._listener: socket.socket | None = None
 
@@ -204,7 +207,7 @@ class EslDouble:
             self._reply(conn, f"+OK Job-UUID: {job}", **{"Job-UUID": job})
             threading.Thread(target=self._bgapi, args=(first[6:], job), daemon=True).start()
         elif first.startswith("api "):
-            body = self.api(first[4:], None).encode()
+            body = (self.api(first[4:], None) if self.replayer is None else "+OK\n").encode()
             conn.send(_frame({"Content-Type": "api/response"}, body))
         elif first == "exit":
             self._reply(conn, "+OK bye")
@@ -242,12 +245,25 @@ class EslDouble:
 
     # ------------------------------------------------------------ the switch
     def _bgapi(self, command: str, job: str) -> None:
+        if self.replayer is not None:
+            self._replay_originate(command, job)
+            return
         if command.startswith("originate "):
             self._originate(command, job)
             return
         result = self.api(command, job)
         self.emit({"Event-Name": "BACKGROUND_JOB", "Job-UUID": job,
                    "Job-Command": command.split(" ", 1)[0]}, result)
+
+    def _replay_originate(self, command: str, job: str) -> None:
+        """Replay mode: an originate starts its capture leg's frames; nothing else acts."""
+        match = _VARS.match(command)
+        if not match:
+            return
+        variables = dict(pair.split("=", 1) for pair in match.group(1).split(","))
+        leg = self.replayer.claim(variables.get("cpaas_role", ""), variables["origination_uuid"], job)
+        if leg is not None:
+            self.replayer.play(leg, self.replay)
 
     def _originate(self, command: str, job: str) -> None:
         match = _VARS.match(command)
