@@ -31,6 +31,8 @@ import threading
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 from urllib.parse import unquote
@@ -44,6 +46,8 @@ EVENTS = ("CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE 
 #: Audio the scenarios play: made by ``make_media`` (espeak-ng + sox, 8 kHz mono).
 MEDIA = Path("/tmp/fs-media")
 RECORDINGS = Path("/tmp/fs-rec")
+#: mod_http_cache's ``location`` on the local node.
+HTTP_CACHE = Path("/tmp/fs/var/cache/freeswitch")
 #: Fixed ids of the account and request the scenarios pretend to serve.
 ACCOUNT = "AC0000000000000000000000000000cap"
 GATEWAY = "trunk"
@@ -379,7 +383,8 @@ def scenario(name: str, description: str):
 
 
 def _failed_call(s: Session, number: str, timeout: int = 20) -> None:
-    leg = s.originate(number, "customer", timeout=timeout)
+    leg = s.originate(number, "customer", timeout=timeout,
+                      attempt="AT" + uuidlib.uuid4().hex[:30])
     s.job(leg, timeout=timeout + 10)
     s.hangup_complete(leg, timeout=timeout + 10)
     s.settle()
@@ -468,6 +473,42 @@ def loop_playback(s: Session) -> None:
     s.job(leg)
     s.hangup_complete(leg)
     s.settle()
+
+
+@scenario("http_playback", "answered; the prompt played from an HTTP URL on loopback "
+          "(mod_http_cache), then hangup; notes list what the cache kept on disk and what "
+          "http_remove_cache / http_clear_cache left")
+def http_playback(s: Session) -> None:
+    server = _media_server()
+    url = f"http://127.0.0.1:{server.server_address[1]}/short.wav"
+    try:
+        s.connect()
+        leg = s.originate("15550001241", "customer",
+                          app=f"'playback:{url},hangup:NORMAL_CLEARING' inline")
+        s.job(leg)
+        s.hangup_complete(leg)
+        s.settle()
+        s.notes["cached_after_call"] = _cached_files()
+        s.notes["http_remove_cache"] = s.api(f"http_remove_cache {url}")
+        s.notes["cached_after_remove"] = _cached_files()
+        s.notes["http_clear_cache"] = s.api("http_clear_cache")
+        s.notes["cached_after_clear"] = _cached_files()
+        s.notes["url"] = url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _media_server() -> ThreadingHTTPServer:
+    """An HTTP server on a free loopback port serving :data:`MEDIA`, in a thread."""
+    handler = partial(SimpleHTTPRequestHandler, directory=str(MEDIA))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _cached_files() -> list[str]:
+    return sorted(str(p.relative_to(HTTP_CACHE)) for p in HTTP_CACHE.rglob("*") if p.is_file())
 
 
 @scenario("record_stereo", "answered, parked; uuid_setvar RECORD_STEREO true; uuid_record "
