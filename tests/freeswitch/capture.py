@@ -383,6 +383,8 @@ def scenario(name: str, description: str):
 
 
 def _failed_call(s: Session, number: str, timeout: int = 20) -> None:
+    """A campaign attempt's leg to a number the carrier refuses: job, hangup, done."""
+    s.connect()
     leg = s.originate(number, "customer", timeout=timeout,
                       attempt="AT" + uuidlib.uuid4().hex[:30])
     s.job(leg, timeout=timeout + 10)
@@ -409,70 +411,49 @@ def answered(s: Session) -> None:
     s.notes["uuid_exists_gone"] = s.api(f"uuid_exists {leg.uuid}")
 
 
-@scenario("busy", "486 Busy Here from the carrier")
-def busy(s: Session) -> None:
-    s.connect()
-    _failed_call(s, "15550000486")
+#: The carrier's failure outcomes: scenario -> (description, number, originate_timeout).
+FAILURES = {
+    "busy": ("486 Busy Here from the carrier", "15550000486", 20),
+    "noanswer": ("180 and no answer; originate_timeout=3 gives up", "15550000480", 3),
+    "unavailable": ("503 Service Unavailable from the carrier", "15550000503", 20),
+    "notfound": ("404 Not Found from the carrier", "15550000404", 20),
+    "decline": ("603 Decline from the carrier", "15550000603", 20),
+}
+for _name, (_description, _number, _timeout) in FAILURES.items():
+    scenario(_name, _description)(partial(_failed_call, number=_number, timeout=_timeout))
 
 
-@scenario("noanswer", "180 and no answer; originate_timeout=3 gives up")
-def noanswer(s: Session) -> None:
-    s.connect()
-    _failed_call(s, "15550000480", timeout=3)
+def _played_call(s: Session, number: str, inline: str) -> Leg:
+    """One answered leg running ``inline`` (an inline dialplan), followed to its hangup."""
+    leg = s.originate(number, "customer", app=f"'{inline}' inline")
+    s.job(leg)
+    s.hangup_complete(leg)
+    s.settle()
+    return leg
 
 
-@scenario("unavailable", "503 Service Unavailable from the carrier")
-def unavailable(s: Session) -> None:
-    s.connect()
-    _failed_call(s, "15550000503")
-
-
-@scenario("notfound", "404 Not Found from the carrier")
-def notfound(s: Session) -> None:
-    s.connect()
-    _failed_call(s, "15550000404")
-
-
-@scenario("decline", "603 Decline from the carrier")
-def decline(s: Session) -> None:
-    s.connect()
-    _failed_call(s, "15550000603")
-
-
-@scenario("dtmf_playback", "55d number: answered, playback of a 6 s prompt, the carrier's "
+@scenario("dtmf_playback", "55d number: answered, playback of a 4.8 s prompt, the carrier's "
           "SIP INFO digit arrives during it; then hangup")
 def dtmf_playback(s: Session) -> None:
     s.connect()
-    leg = s.originate("15550000553", "customer",
-                      app=f"'m:^:playback:{MEDIA}/prompt.wav^hangup:NORMAL_CLEARING' inline")
-    s.job(leg)
-    s.wait("DTMF", leg.uuid)
-    s.hangup_complete(leg)
-    s.settle()
+    leg = _played_call(s, "15550000553", f"m:^:playback:{MEDIA}/prompt.wav^hangup:NORMAL_CLEARING")
+    s.wait("DTMF", leg.uuid, timeout=1)
 
 
-@scenario("dtmf_gather", "55d number: play_and_get_digits (1 digit, 6 s) during the prompt, "
+@scenario("dtmf_gather", "55d number: play_and_get_digits (1 digit, 6 s timeout) during the prompt, "
           "the digit lands in cpaas_digits; then hangup")
 def dtmf_gather(s: Session) -> None:
     s.connect()
     gather = f"play_and_get_digits:1 1 1 6000 # {MEDIA}/prompt.wav silence_stream://250 " \
              "cpaas_digits [0-9] 2000"
-    leg = s.originate("15550000557", "customer",
-                      app=f"'m:^:{gather}^hangup:NORMAL_CLEARING' inline")
-    s.job(leg)
-    s.hangup_complete(leg)
-    s.settle()
+    _played_call(s, "15550000557", f"m:^:{gather}^hangup:NORMAL_CLEARING")
 
 
 @scenario("loop_playback", "answered; loop_playback +3 of a 1 s prompt, then "
           "hangup:NORMAL_CLEARING (the OTP / announcement verb)")
 def loop_playback(s: Session) -> None:
     s.connect()
-    leg = s.originate("15550001235", "customer",
-                      app=f"'loop_playback:+3 {MEDIA}/short.wav,hangup:NORMAL_CLEARING' inline")
-    s.job(leg)
-    s.hangup_complete(leg)
-    s.settle()
+    _played_call(s, "15550001235", f"loop_playback:+3 {MEDIA}/short.wav,hangup:NORMAL_CLEARING")
 
 
 @scenario("http_playback", "answered; the prompt played from an HTTP URL on loopback "
@@ -483,11 +464,7 @@ def http_playback(s: Session) -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}/short.wav"
     try:
         s.connect()
-        leg = s.originate("15550001241", "customer",
-                          app=f"'playback:{url},hangup:NORMAL_CLEARING' inline")
-        s.job(leg)
-        s.hangup_complete(leg)
-        s.settle()
+        _played_call(s, "15550001241", f"playback:{url},hangup:NORMAL_CLEARING")
         s.notes["cached_after_call"] = _cached_files()
         s.notes["http_remove_cache"] = s.api(f"http_remove_cache {url}")
         s.notes["cached_after_remove"] = _cached_files()
@@ -499,9 +476,16 @@ def http_playback(s: Session) -> None:
         server.server_close()
 
 
+class _QuietHandler(SimpleHTTPRequestHandler):
+    """Serves files without writing an access line per request to stderr."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("http " + format, *args)
+
+
 def _media_server() -> ThreadingHTTPServer:
     """An HTTP server on a free loopback port serving :data:`MEDIA`, in a thread."""
-    handler = partial(SimpleHTTPRequestHandler, directory=str(MEDIA))
+    handler = partial(_QuietHandler, directory=str(MEDIA))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
