@@ -77,10 +77,11 @@ def _start_scanner(stop: threading.Event) -> threading.Thread:
     from cpaas.calls.retention import RetentionTask
     from cpaas.redis_conn import get_redis
     from cpaas.storage import get_storage
+    from cpaas.transcription.sweep import PendingTranscriptSweep
 
     settings = config.load()
     claim.bind(settings.effective_database_url)   # the database the call jobs use too
     r = get_redis(settings.effective_redis_url)
     tasks = [LineTask(settings, r), CallbackTask(settings, r), DialerTask(settings, r),
-             RetentionTask(settings, get_storage())]
+             RetentionTask(settings, get_storage()), PendingTranscriptSweep(r)]
     return scanner.start(r, tasks, settings.scan_interval, stop)

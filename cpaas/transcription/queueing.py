@@ -28,6 +28,8 @@ QUEUE = "transcripts"
 JOB = "workers.transcribe.transcribe"
 #: Seconds one job may take (an hour-long call on a busy machine included).
 JOB_TIMEOUT = 3600
+#: Seconds RQ keeps a failed job (its arguments are keys and ids, no speech).
+FAILURE_TTL = 7 * 86400
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,20 @@ def job_for(request: CallRequest, account_name: str) -> TranscriptionJob:
                             recording_key(account_name, request.id))
 
 
+def rq_job_id(request_id: str) -> str:
+    """The RQ job id of a request's transcription (one job per request)."""
+    return f"transcript-{request_id}"
+
+
+def enqueue(queue: Queue, request: CallRequest) -> None:
+    """Put the request's transcription job on ``queue`` (a Redis error is the caller's)."""
+    job = job_for(request, Account.get_by_id(request.account_id).name)
+    queue.enqueue(JOB, job, job_id=rq_job_id(request.id), job_timeout=JOB_TIMEOUT,
+                  result_ttl=0, failure_ttl=FAILURE_TTL)
+    log.info("transcription queued", extra={"request_id": request.id,
+                                            "account_id": request.account_id})
+
+
 class TranscriptionQueuer:
     """The subscriber: queues each answered call with ``transcript: on``."""
 
@@ -65,14 +81,9 @@ class TranscriptionQueuer:
             row_id = store.cdr_id(request.account_id, request.id)
             if row_id is None or not store.set_status(row_id, TranscriptState.PENDING):
                 return
-            job = job_for(request, Account.get_by_id(request.account_id).name)
             try:
-                self.queue.enqueue(JOB, job, job_id=f"transcript-{request.id}",
-                                   job_timeout=JOB_TIMEOUT, result_ttl=0)
+                enqueue(self.queue, request)
             except redis.RedisError:
                 log.exception("transcription not queued", extra={
                     "request_id": request.id, "account_id": request.account_id})
                 store.set_status(row_id, TranscriptState.FAILED)
-                return
-        log.info("transcription queued", extra={"request_id": request.id,
-                                                "account_id": request.account_id})

@@ -32,6 +32,7 @@ from cpaas.transcription import job as transcription
 from cpaas.transcription.aws import AwsBackend
 from cpaas.transcription.keys import transcript_audio_key
 from cpaas.transcription.queueing import QUEUE, TranscriptionJob
+from cpaas.transcription.sweep import PendingTranscriptSweep
 from cpaas.transcription.whisper import WhisperBackend, load_model
 from cpaas.validation import utcnow
 from tests.api.helpers import account_id, clean_bucket, error_body, ok_body, wav_bytes  # noqa: F401
@@ -39,11 +40,6 @@ from tests.api.test_callback_scheduler import Clock as SchedulerClock, create, p
 from tests.api.test_csv_import import s3_app  # noqa: F401 - moto's real S3 server
 from tests.api.test_recording_storage import Clock
 from tests.speech import speak, stereo
-
-try:  # not built yet
-    from cpaas.transcription.sweep import PendingTranscriptSweep
-except ImportError:
-    pass
 
 SENTENCE = "Glue the sheet to the dark blue background."
 REQUEST = "c0ffee0001"
@@ -288,7 +284,6 @@ def test_amazon_transcribe_reads_the_recording_and_its_result_through_the_bucket
 
 # --- a lost job (the transcriber killed mid-job, Redis flushed) -------------------------
 
-@pytest.mark.xfail(strict=True, reason="lost transcription jobs are not swept yet")
 def test_a_pending_transcript_whose_job_was_lost_is_queued_again(
         app, api, settings, clean_bucket, redis_env, model, customer_speech):  # noqa: F811
     r = redis_lib.Redis.from_url(settings.redis_url)
