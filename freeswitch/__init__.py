@@ -5,7 +5,8 @@ engine_client` return :class:`freeswitch.client.FreeSwitchClient`, which hands p
 live-leg actions through Redis to one driver per node (:mod:`freeswitch.driver`, started
 in the ``events`` process by :mod:`freeswitch.listener`). A driver holds that node's ESL
 connection (:mod:`freeswitch.esl`: greenswitch with our own ``text/event-plain`` parser),
-executes plans from the node's events (:mod:`freeswitch.runner`, :mod:`freeswitch.transfers`)
+executes plans from the node's events (:mod:`freeswitch.runner`, with the embedded engine's plan
+semantics)
 with commands built only from whitelisted tokens (:mod:`freeswitch.commands`), and
 publishes the engine contract's events (:mod:`cpaas.telephony.events`, statuses from
 :mod:`cpaas.telephony.outcomes`) exactly like the embedded engine, so the CDRs match.

@@ -128,19 +128,24 @@ def bridge(a_uuid: str, b_uuid: str) -> str:
     return f"bgapi uuid_bridge {_uuid(a_uuid)} {_uuid(b_uuid)}"
 
 
-def set_stereo(leg_uuid: str) -> str:
-    """Record the leg's next recording in stereo: its own audio left, its peer's right."""
-    return f"api uuid_setvar {_uuid(leg_uuid)} RECORD_STEREO true"
+#: Per-recording flags ``uuid_record`` takes (FreeSWITCH reads them before the channel's).
+RECORD_FLAGS = frozenset({"RECORD_STEREO", "RECORD_STEREO_SWAP", "RECORD_READ_ONLY",
+                          "RECORD_WRITE_ONLY"})
 
 
-def set_read_only(leg_uuid: str) -> str:
-    """Record only what the leg's far end says (one side, mono)."""
-    return f"api uuid_setvar {_uuid(leg_uuid)} RECORD_READ_ONLY true"
+def record_start(leg_uuid: str, path: str, flags: tuple[str, ...] = ()) -> str:
+    """Start recording a leg into ``path`` (closed, with ``RECORD_STOP``, at hangup).
 
-
-def record_start(leg_uuid: str, path: str) -> str:
-    """Start recording a leg into ``path`` (closed, with ``RECORD_STOP``, at hangup)."""
-    return f"api uuid_record {_uuid(leg_uuid)} start {_path(path)}"
+    ``flags`` belong to this recording alone (``{RECORD_STEREO=true,…}`` after the
+    limit, 0 = none), so two recordings of one leg never share a setting. Stereo puts
+    the leg's own party left and its peer right; ``RECORD_STEREO_SWAP`` the reverse.
+    """
+    line = f"api uuid_record {_uuid(leg_uuid)} start {_path(path)}"
+    if not flags:
+        return line
+    if not isinstance(flags, tuple) or not set(flags) <= RECORD_FLAGS:
+        raise ValueError(f"recording flags {flags!r} are not ones we send")
+    return f"{line} 0 {{{','.join(f'{name}=true' for name in flags)}}}"
 
 
 def record_stop(leg_uuid: str, path: str) -> str:

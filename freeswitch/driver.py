@@ -138,7 +138,7 @@ class NodeDriver:
         elif name == "PLAYBACK_STOP":
             leg.playbacks += 1
         elif name == "CHANNEL_HANGUP_COMPLETE":
-            runner.leg_ended(leg, None, None, event=event)
+            runner.leg_hangup(leg, event)
 
     def _job_done(self, event: Event) -> None:
         leg = self.by_job.pop(event.get("Job-UUID") or "", None)
@@ -291,7 +291,7 @@ class NodeDriver:
                 if reply is not None and reply.data.strip() == "false":
                     log.warning("leg gone while we were away", extra={
                         "plan_id": runner.plan.plan_id, "channel": leg.channel})
-                    runner.leg_ended(leg, None, None)
+                    runner.leg_lost(leg)
 
     def _adopt_snapshots(self) -> None:
         """Take over the plans a previous driver of this node left."""
@@ -322,14 +322,18 @@ class NodeDriver:
             established = _established(runner)
             log.warning("plan adopted", extra={"plan_id": runner.plan.plan_id,
                                                "established": established})
-            runner.start(runner.tail() if established else _end_now(runner))
+            if established:
+                runner.start_tail()
+            else:
+                runner.cause = RESTART_CAUSE
+                runner.end(RESTART_CAUSE)
         self._adopted.clear()
 
     def _close_lost(self, runner: FsPlanRunner, cause: str) -> None:
         runner.ending, runner.cause = True, cause
         for leg in runner.all_legs:
             if leg.live:
-                runner.leg_ended(leg, None, None)
+                runner.leg_lost(leg)
         if not runner.done:
             runner.poll(time.monotonic())
 
@@ -365,10 +369,3 @@ def _established(runner: FsPlanRunner) -> bool:
         return False
     dialed = [runner.legs.get(role) for role in plan.legs()]
     return all(leg is not None and leg.answered for leg in dialed)
-
-
-def _end_now(runner: FsPlanRunner):
-    """An adopted plan caught half-way: hang it up."""
-    runner.end(RESTART_CAUSE)
-    return
-    yield  # pragma: no cover - a generator that ends at once

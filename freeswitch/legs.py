@@ -54,6 +54,7 @@ class FsLeg:
         self.uuid = str(uuidlib.uuid4())
         self.job = str(uuidlib.uuid4())            # Job-UUID of its bgapi originate
         self.channel = channel_of(self.uuid)
+        self.key = f"leg:{self.channel}"           # its name in the runner's (empty) audio links
         self.outcome = LegOutcome(role=role, number=number, channel=self.channel,
                                   started_at=time.time())
         self.ringing = False

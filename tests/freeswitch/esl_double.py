@@ -58,6 +58,7 @@ class Channel:
     ended: bool = False
     peer: str | None = None
     records: list[str] = field(default_factory=list)
+    record_flags: dict[str, str] = field(default_factory=dict)   # path -> its {…} flags
 
 
 def _frame(headers: dict[str, str], body: bytes = b"") -> bytes:
@@ -323,7 +324,7 @@ class EslDouble:
             "DTMF-Digit": digit, "DTMF-Duration": "1600", "DTMF-Source": "ENDPOINT"})
 
     def _write_recording(self, ch: Channel, path: str) -> None:
-        stereo = ch.variables.get("RECORD_STEREO") == "true"
+        stereo = "RECORD_STEREO=true" in ch.record_flags.get(path, "")
         with wave.open(path, "wb") as wav:
             wav.setnchannels(2 if stereo else 1)
             wav.setsampwidth(2)
@@ -341,8 +342,7 @@ class EslDouble:
         if not live:
             return "-ERR No such channel!\n"
         if name == "uuid_kill":
-            cause = parts[1] if len(parts) > 1 else "NORMAL_CLEARING"
-            self.hangup(ch.uuid, "ORIGINATOR_CANCEL" if not ch.answered else cause)
+            self.hangup(ch.uuid, parts[1] if len(parts) > 1 else "NORMAL_CLEARING")
         elif name == "uuid_bridge":
             other = self.channels.get(parts[1]) if len(parts) > 1 else None
             if other is None or other.ended:
@@ -357,6 +357,7 @@ class EslDouble:
             ch.variables[parts[1]] = parts[2]
         elif name == "uuid_record" and parts[1] == "start":
             ch.records.append(parts[2])
+            ch.record_flags[parts[2]] = parts[4] if len(parts) > 4 else ""
             self._channel_event("RECORD_START", ch, **{"Record-File-Path": parts[2]})
         elif name == "uuid_transfer":
             if ch.peer and ch.peer in self.channels:

@@ -23,9 +23,8 @@ GOOD = {
     commands.loop_playback_then_hangup: dict(leg_uuid=U1, path=PATH, times=3),
     commands.play_and_get_digits: dict(leg_uuid=U1, path=PATH, max_digits=2, timeout=5),
     commands.bridge: dict(a_uuid=U1, b_uuid=U2),
-    commands.set_stereo: dict(leg_uuid=U1),
-    commands.set_read_only: dict(leg_uuid=U1),
-    commands.record_start: dict(leg_uuid=U1, path="/srv/rec/57362de4f0-0.wav"),
+    commands.record_start: dict(leg_uuid=U1, path="/srv/rec/57362de4f0-0.wav",
+                                flags=("RECORD_STEREO", "RECORD_STEREO_SWAP")),
     commands.record_stop: dict(leg_uuid=U1, path="/srv/rec/57362de4f0-0.wav"),
     commands.park: dict(leg_uuid=U1),
     commands.kill: dict(leg_uuid=U1, cause="NORMAL_CLEARING"),
@@ -49,7 +48,7 @@ def test_good_arguments_make_one_line(builder):
 
 CASES = [(fn, arg, bad) for fn, kwargs in GOOD.items() for arg in kwargs
          for bad in HOSTILE if arg not in ("ring_timeout", "times", "max_digits", "timeout",
-                                           "template")]
+                                           "template", "flags")]
 
 
 @pytest.mark.parametrize("builder,arg,bad", CASES,
@@ -69,7 +68,10 @@ def test_hostile_values_are_refused(builder, arg, bad):
 @pytest.mark.parametrize("builder,arg,bad", [
     (commands.originate, "ring_timeout", 0), (commands.originate, "ring_timeout", "30"),
     (commands.originate, "ring_timeout", 3601), (commands.loop_playback_then_hangup, "times", 0),
-    (commands.play_and_get_digits, "max_digits", 21), (commands.kill, "cause", "USER_BUSY")])
+    (commands.play_and_get_digits, "max_digits", 21), (commands.kill, "cause", "USER_BUSY"),
+    (commands.record_start, "flags", ("RECORD_STEREO=true,x",)),
+    (commands.record_start, "flags", ("RECORD_STEREO}",)),
+    (commands.record_start, "flags", "RECORD_STEREO")])
 def test_numbers_and_enumerations_out_of_range(builder, arg, bad):
     with pytest.raises(ValueError):
         builder(**{**GOOD[builder], arg: bad})
@@ -86,3 +88,10 @@ def test_originate_as_sent():
         "origination_caller_id_name=919900000002,originate_timeout=30,ignore_early_media=true,"
         "hangup_after_bridge=false,park_after_bridge=true,cpaas_plan=57362de4f0,"
         "cpaas_role=agent}sofia/gateway/trunk/919900000001 &park()")
+
+
+def test_recording_flags_as_sent():
+    assert commands.record_start(**GOOD[commands.record_start]) == (
+        f"api uuid_record {U1} start /srv/rec/57362de4f0-0.wav 0 "
+        "{RECORD_STEREO=true,RECORD_STEREO_SWAP=true}")
+    assert commands.record_start(U1, "/srv/rec/a.wav") == f"api uuid_record {U1} start /srv/rec/a.wav"

@@ -53,15 +53,16 @@ def test_click2call_with_stereo_recording_bytes_and_events(rig):
     originates = _commands(rig, "originate", full=True)
     assert re.fullmatch(
         r"bgapi originate \{origination_uuid=" + agent.uuid + r",origination_caller_id_number="
-        + CALLER + r",origination_caller_id_name=" + CALLER + r",originate_timeout=20,"
+        + CALLER + r",origination_caller_id_name=" + CALLER + r",originate_timeout=25,"
         r"ignore_early_media=true,hangup_after_bridge=false,park_after_bridge=true,"
         r"cpaas_plan=a1b2c3d4e5,cpaas_account=ACalpha,cpaas_role=agent,cpaas_kind=c2c,"
         r"cpaas_node=127\.0\.0\.1:\d+\}sofia/gateway/trunk/" + AGENT
         + r" &park\(\)\nJob-UUID: [0-9a-f-]{36}", originates[0])
     assert f"sofia/gateway/trunk/{CUSTOMER} &park()" in originates[1]
-    assert _commands(rig, "uuid_setvar") == [f"api uuid_setvar {agent.uuid} RECORD_STEREO true"]
+    # Both sides on the customer's leg (the one a transfer keeps): its peer left, itself right.
     record = _commands(rig, "uuid_record")[0]
-    assert re.fullmatch(rf"api uuid_record {agent.uuid} start /\S+/a1b2c3d4e5-0\.wav", record)
+    assert re.fullmatch(rf"api uuid_record {customer.uuid} start /\S+/a1b2c3d4e5-0\.wav 0 "
+                        r"\{RECORD_STEREO=true,RECORD_STEREO_SWAP=true\}", record)
     assert _commands(rig, "uuid_bridge")[0] == f"bgapi uuid_bridge {agent.uuid} {customer.uuid}"
     # Every bgapi carries a Job-UUID of our own, never repeated.
     bgapis = [c for c in rig.double.commands if c.startswith("bgapi ")]
@@ -205,7 +206,7 @@ def test_hangup_and_record_on_a_live_call(rig):
     rig.nodes_up(1)
     agent, customer = _c2c_up(rig, "5e5e5e5e5e")
     rig.client.act(f"FS/{customer.uuid}", LegAction("record", record_key="rec/5e5e5e5e5e.wav"))
-    assert _commands(rig, "uuid_record")[0].startswith(f"api uuid_record {agent.uuid} start ")
+    assert _commands(rig, "uuid_record")[0].startswith(f"api uuid_record {customer.uuid} start ")
     rig.client.act(f"FS/{agent.uuid}", LegAction("hangup"))
     ended = parse(rig.events.ended("5e5e5e5e5e"))
     assert ended.recordings == ("rec/5e5e5e5e5e.wav",)

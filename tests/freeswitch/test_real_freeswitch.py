@@ -103,7 +103,7 @@ def test_otp_plays_twice_then_hangs_up(real):
 @pytest.mark.parametrize("number,status,cause", [
     ("919900000486", "BUSY", "USER_BUSY"), ("919900000503", "CONGESTION", None),
     ("919900000404", "CHANUNAVAIL", "UNALLOCATED_NUMBER"),
-    ("919900000603", "CHANUNAVAIL", "CALL_REJECTED"), ("919900000480", "NOANSWER", None)])
+    ("919900000603", "CHANUNAVAIL", "CALL_REJECTED"), ("919900000480", "NOANSWER", "NO_ANSWER")])
 def test_outcomes(real, number, status, cause):
     plan = Plan(f"c0ffee{number[-3:]}0", "ACalpha", "otp", [Dial("customer", number, CALLER, 3),
                                                             Hangup()])
