@@ -99,6 +99,13 @@ class FreeSwitchClient(EngineClient):
             found.update(k.decode() for k in self.r.hkeys(keys.worker_plans(node.owner)))
         return found
 
+    def waiting(self) -> int:
+        """Plans queued for a node's driver and not taken yet (one pipelined read)."""
+        pipe = self.r.pipeline()
+        for node in self.nodes:
+            pipe.llen(node.plans_key)
+        return sum(pipe.execute())
+
     def health(self) -> dict[str, str]:
         """ok when every node is up, degraded when some are, down when none."""
         try:

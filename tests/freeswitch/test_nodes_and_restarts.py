@@ -2,6 +2,8 @@
 a node that is down, no CDR is lost and none is left open."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cpaas.telephony.engine_client import EngineError
@@ -137,3 +139,17 @@ def test_a_node_lost_for_good_closes_its_plans(rig, monkeypatch):
     assert ended.cause == driver.NODE_LOST_CAUSE
     assert ended.legs["customer"].dial_status == "ANSWER"
     wait_for(lambda: not rig.r.hlen("cpaas:live:legs"), 5, "live registry emptied")
+
+
+def test_plans_waiting_for_a_node_that_went_down(two):
+    """What the dialer's no_engine_capacity reads: queued, not taken by a driver."""
+    two.nodes_up(2)
+    two.stop_listener()
+    for node in two.client.nodes:   # the drivers' last beats, as drivers stalled after them
+        two.r.set(node.beat_key, json.dumps({"plans": 0}), ex=5)
+    for i in range(3):
+        two.client.originate(_held(f"7e7e7e7e{i:02d}"))
+    assert two.client.waiting() == 3
+    assert {f"7e7e7e7e{i:02d}" for i in range(3)} <= two.client.held_plans()
+    two.start_listener()
+    wait_for(lambda: two.client.waiting() == 0, 10, "plans taken")
