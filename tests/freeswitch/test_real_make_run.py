@@ -12,11 +12,13 @@ import os
 import signal
 import subprocess
 import wave
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
 import sandbox_carrier
+from tests.api.helpers import campaign_body
 from tests.launcher import ROOT, wait_for
 from tests.servers import free_port
 
@@ -125,3 +127,34 @@ def test_a_busy_number(platform):
         "transcript": "off"})["request_id"]
     cdr = _cdr(base, request_id)
     assert (cdr["dial_status"], cdr["call_status"]) == ("BUSY", "BUSY")
+
+
+def _utc(delta: timedelta = timedelta()) -> str:
+    return (datetime.now(timezone.utc) + delta).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_ivr_campaign_with_dtmf_and_a_digit_map_transfer(platform):
+    """The carrier sends digit 1 to a …551 number and 2 to …552; …444 presses nothing."""
+    base, _ = platform
+    list_id = _api(base, "create_campaign_list", {"list_name": "fs_ivr"})["list_id"]
+    presses, wrong, silent = "919900100551", "919900100552", "919900100444"
+    _api(base, "add_contact_to_list", {"list_id": list_id, "contacts": [
+        {"contact_name": f"c{i}", "contact_number": n} for i, n in enumerate((presses, wrong, silent))]})
+    campaign = _api(base, "create_campaign", campaign_body(
+        list_id, campaign_name="fs_ivr", campaign_type="1", announcement_text="Hi.",
+        time_zone="UTC", campaign_start_date=_utc(-timedelta(minutes=1)),
+        campaign_end_date=_utc(timedelta(hours=1)), repeat="1", max_retries="0",
+        calls_per_minute="600", ivr_timeout="4", voice="Joanna",
+        ivr_digit_map={"1": "number:919900100333"}))["campaign_id"]
+
+    def cdrs():
+        rows = _api(base, "get_cdr_by_date", {"start_call_date": _utc()[:10],
+                                             "end_call_date": _utc()[:10], "record_count": "100"})
+        found = {r["customer_number"]: r for r in rows.get("result", [])
+                 if r["customer_number"] in (presses, wrong, silent)}
+        return found if len(found) == 3 else None
+
+    rows = wait_for(cdrs, 120, f"the CDRs of campaign {campaign}", 1)
+    assert (rows[presses]["dtmf_inputs"], rows[presses]["transfer_to"]) == ("1", "number:919900100333")
+    assert (rows[wrong]["dtmf_inputs"], rows[wrong]["hangup_cause"]) == ("2", "ivr invalid")
+    assert (rows[silent]["dtmf_inputs"], rows[silent]["hangup_cause"]) == ("", "ivr no_input")
