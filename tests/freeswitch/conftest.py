@@ -82,10 +82,14 @@ def fs_redis(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 def workdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Data folder (media, recordings, bucket) of one test."""
+    from cpaas.storage import get_storage
+
     path = Path(tempfile.mkdtemp(prefix="cpaas-fs-"))
     monkeypatch.setenv("CPAAS_STORAGE_URL", str(path / "bucket"))
+    get_storage.cache_clear()   # the process's storage is read once: this test's bucket
     (path / "media").mkdir()
     yield path
+    get_storage.cache_clear()
     shutil.rmtree(path, ignore_errors=True)
 
 

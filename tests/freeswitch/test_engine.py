@@ -12,6 +12,7 @@ from cpaas.telephony.engine_client import LegAction
 from cpaas.telephony.events import parse
 from cpaas.telephony.outcomes import declined
 from cpaas.telephony.plans import Branch, Dial, Gather, Hangup, Play, Plan
+from freeswitch import commands
 from tests.freeswitch import esl_double as fates
 from tests.launcher import wait_for
 
@@ -38,6 +39,9 @@ def test_engine_client_is_the_freeswitch_one(rig):
     assert rig.client.name == "freeswitch"
     rig.nodes_up(1)
     assert rig.client.health()["engine"] == "ok"
+    # Subscribed to every event it uses; no filter: FreeSWITCH puts channel variables
+    # only on some events (DTMF carries none), so a variable filter would drop digits.
+    assert rig.double.commands[:2] == ["auth ClueCon", "events plain " + " ".join(commands.EVENTS)]
 
 
 def test_click2call_with_stereo_recording_bytes_and_events(rig):

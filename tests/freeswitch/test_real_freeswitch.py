@@ -157,3 +157,42 @@ def test_listener_restart_mid_call(real):
     ended = parse(real.events.ended(plan.plan_id, 20))
     assert _statuses(ended) == {"agent": "ANSWER", "customer": "ANSWER"}
     assert [e.type for e in real.events.of(plan.plan_id)].count("plan.ended") == 1
+
+
+def _c2c(real, plan_id: str):
+    plan = click2call(plan_id, "ACalpha", "919900000001", "919900000002", CALLER, "none",
+                      None, ring_timeout=10)
+    real.client.originate(plan)
+    agent = real.events.wait(plan_id, "leg.answered", 15, where=lambda e: e.leg == "agent")
+    customer = real.events.wait(plan_id, "leg.answered", 15, where=lambda e: e.leg == "customer")
+    wait_for(lambda: b"bridged" in (real.r.hget("cpaas:live:legs", agent.channel) or b""), 5,
+             "bridged")
+    return agent, customer
+
+
+def test_attended_transfer(real):
+    agent, customer = _c2c(real, "c0ffee0006")
+    real.client.act(customer.channel, LegAction("attended_transfer", target="919900000066",
+                                                target_kind="number"))
+    assert b"held" in real.r.hget("cpaas:live:legs", customer.channel)
+    target = real.events.wait("c0ffee0006", "leg.answered", 15,
+                              where=lambda e: e.leg == "transfer_target")
+    real.client.act(agent.channel, LegAction("hangup"))   # the agent leaves: customer joins
+    wait_for(lambda: b"bridged" in (real.r.hget("cpaas:live:legs", customer.channel) or b""), 5,
+             "customer bridged to the target")
+    real.client.act(target.channel, LegAction("hangup"))
+    ended = parse(real.events.ended("c0ffee0006", 20))
+    assert _statuses(ended) == {"agent": "ANSWER", "customer": "ANSWER",
+                                "transfer_target": "ANSWER"}
+    assert ended.cause == "normal"
+
+
+def test_recording_started_on_a_live_call(real):
+    agent, customer = _c2c(real, "c0ffee0007")
+    real.client.act(agent.channel, LegAction("record", record_key="rec/c0ffee0007.wav"))
+    time.sleep(1.5)   # a second and a half of the call is recorded
+    real.client.act(customer.channel, LegAction("hangup"))
+    ended = parse(real.events.ended("c0ffee0007", 20))
+    assert ended.recordings == ("rec/c0ffee0007.wav",)
+    with wave.open(str(real.settings.data_dir / "bucket" / "rec/c0ffee0007.wav")) as wav:
+        assert wav.getnchannels() == 2 and wav.getnframes() > 8000
