@@ -239,7 +239,11 @@ def campaign_details(account_id: str, dialer_up: bool = True) -> list[dict[str, 
     out = []
     for c in campaigns:
         code, reason = c.state_reason_code, c.state_reason
-        if not dialer_up and c.status in (STATUS_SCHEDULED, STATUS_RUNNING):
+        if c.status == STATUS_STOPPED:
+            # Said from the status (a campaign stopped before the dialer existed has no
+            # stored reason), as stop_campaign stores it.
+            code, reason = "stopped", "stopped by the user"
+        elif not dialer_up and c.status in (STATUS_SCHEDULED, STATUS_RUNNING):
             code, reason = progress.DIALER_DOWN
         out.append({
             "calls_per_minute": str(c.calls_per_minute),
