@@ -1,6 +1,7 @@
 """Every third-party import of the code, the tests and the benchmarks comes from a pinned
-line of requirements.txt, so a fresh install gets the versions tested here (a package
-that only arrives through another one's dependencies can change under us)."""
+line of requirements.txt (or of the optional requirements-gpl.txt), so a fresh install
+gets the versions tested here (a package that only arrives through another one's
+dependencies can change under us)."""
 from __future__ import annotations
 
 import ast
@@ -21,9 +22,14 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+#: requirements.txt, and the optional GPL extra (piper), pinned alike.
+REQUIREMENTS = ("requirements.txt", "requirements-gpl.txt")
+
+
 def _pinned() -> set[str]:
     pins = set()
-    for line in (REPO / "requirements.txt").read_text().splitlines():
+    lines = [line for name in REQUIREMENTS for line in (REPO / name).read_text().splitlines()]
+    for line in lines:
         requirement = line.split("#", 1)[0].strip()
         if requirement:
             assert "==" in requirement, f"not an exact pin: {line!r}"
