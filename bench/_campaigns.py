@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import psycopg2
 import requests
 
 from bench._common import percentile, print_table
@@ -140,3 +142,23 @@ def pacing_report(title: str, times: list[float], rate: float, seconds: float,
           f"p50 {percentile(drift, 50):+.0f} ms, min {min(drift):+.0f}, max {max(drift):+.0f}")
     return {"windows_min": min(counts), "windows_max": max(counts), "per_minute": whole * 60,
             "span_per_minute": span_rate * 60}
+
+
+def started_at(db_url: str, campaign_id: str) -> list[float]:
+    """When the dialer committed each attempt of the campaign (epoch seconds)."""
+    with psycopg2.connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT extract(epoch FROM created_at) FROM campaign_attempt"
+                    " WHERE campaign_id = %s", (campaign_id,))
+        return [float(t) for (t,) in cur.fetchall()]
+
+
+def turns_report(starts: list[float]) -> None:
+    """The scanner's turns that started attempts (their rows share the turn's clock):
+    the gaps between them and how many each started."""
+    per_turn = Counter(starts)
+    at = sorted(per_turn)
+    gaps = [(b - a) * 1000 for a, b in zip(at, at[1:])]
+    sizes = list(per_turn.values())
+    print(f"scanner turns that dialed: {len(at)}; gap between them p50 {percentile(gaps, 50):.0f} ms,"
+          f" p90 {percentile(gaps, 90):.0f}, p99 {percentile(gaps, 99):.0f}, max {max(gaps or [0]):.0f};"
+          f" attempts per turn p50 {percentile(sizes, 50):.0f}, max {max(sizes or [0])}")

@@ -38,7 +38,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._campaigns import (CALLER_ID, answering_numbers, create_campaign, details,  # noqa: E402
-                              headers, invites, load_list, pacing_report, wait_completed)
+                              headers, invites, load_list, pacing_report, started_at,
+                              turns_report, wait_completed)
 from bench._common import CpuMeter, _tree, machine_notes, percentile, print_table, rss_mb, workdir  # noqa: E402
 from bench.calls import _paced, _wait_engine_ready  # noqa: E402
 from tests import launcher, servers  # noqa: E402
@@ -62,11 +63,15 @@ def template(base: str, account: str) -> str:
     return r.json()["response"]["result"][0]["announce_template_id"]
 
 
-class RssPeaks:
-    """Samples the resident memory of each named process tree every 2 s; keeps the peak."""
+class Sampler:
+    """Every 2 s: the resident memory of each named process tree (keeps the peak) and the
+    call jobs waiting for an RQ worker (``rq:queue:calls``: keeps every sample)."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], redis_url: str) -> None:
+        import redis
+
         self.pids, self.peak = pids, {name: 0.0 for name in pids}
+        self.r, self.backlog = redis.Redis.from_url(redis_url), []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -83,6 +88,7 @@ class RssPeaks:
 
     def _run(self) -> None:
         while not self._stop.wait(2):
+            self.backlog.append(self.r.llen("rq:queue:calls"))
             for name, pid in self.pids.items():
                 self.peak[name] = max(self.peak[name], self.tree_rss(pid))
 
@@ -178,7 +184,7 @@ def run_campaign(running: launcher.Running, db_url: str, args: argparse.Namespac
     contacts = campaign_contacts(args.contacts)
     list_id = load_list(running.base_url, "account_1", "campaign 10k", contacts)
     pids = {name: proc.pid for name, proc in running.procs.items()}
-    meter, peaks = CpuMeter(pids), RssPeaks(pids)
+    meter, sampler = CpuMeter(pids), Sampler(pids, running.settings.redis_url)
     created = time.monotonic()
     campaign_id = create_campaign(
         running.base_url, "account_1", "campaign 10k", list_id,
@@ -192,12 +198,13 @@ def run_campaign(running: launcher.Running, db_url: str, args: argparse.Namespac
     done = wait_cdrs(db_url, "campaign_id = %s", (campaign_id,), args.contacts, 120)
     wait_cdrs(db_url, "campaign_id IS NULL AND account_id = (SELECT id FROM account WHERE"
               " name = %s)", ("account_2",), len(otp.sent), 60)
-    cpu, peak = meter.stop(), peaks.stop()
+    cpu, peak = meter.stop(), sampler.stop()
     return {"campaign_id": campaign_id, "final": final, "finished_s": finished, "cdrs": done,
             "contacts": [c["contact_number"] for c in contacts], "otp": otp, "cpu": cpu,
             "peak": peak, "setup": [(sniffer.first[n] - t) * 1000 for n, t in otp.sent.items()
                                     if n in sniffer.first],
-            "billsec": billsecs(db_url, campaign_id)}
+            "billsec": billsecs(db_url, campaign_id), "backlog": sampler.backlog,
+            "started": started_at(db_url, campaign_id)}
 
 
 def billsecs(db_url: str, campaign_id: str) -> list[float]:
@@ -230,6 +237,13 @@ def report(running: launcher.Running, args: argparse.Namespace, base_calls: int,
                   percentile(res["billsec"], 50), res["final"].get("progress"))])
     pacing_report("campaign INVITEs", times, args.per_minute / 60,
                   max(10, (max(times) - min(times)) // 10 * 10) if times else 10)
+    started = res["started"]
+    pacing_report("attempts started by the scanner", started, args.per_minute / 60,
+                  max(10, (max(started) - min(started)) // 10 * 10) if started else 10)
+    turns_report(started)
+    backlog = res["backlog"] or [0]
+    print(f"call jobs waiting for an RQ worker (every 2 s): p50 {percentile(backlog, 50):.0f},"
+          f" p90 {percentile(backlog, 90):.0f}, max {max(backlog)}")
     rows = []
     for name in running.procs:
         b, c = base_cpu.get(f"{name}_cpu_s", 0.0), res["cpu"].get(f"{name}_cpu_s", 0.0)

@@ -25,14 +25,13 @@ import argparse
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._campaigns import (answering_numbers, create_campaign, invites, load_list,  # noqa: E402
-                             pacing_report, wait_completed)
-from bench._common import CpuMeter, machine_notes, percentile, print_table, workdir  # noqa: E402
+                             pacing_report, started_at, turns_report, wait_completed)
+from bench._common import CpuMeter, machine_notes, print_table, workdir  # noqa: E402
 from tests import launcher, servers  # noqa: E402
 
 HOLD = 1.0
@@ -55,28 +54,6 @@ def sipp_baseline(running: launcher.Running, rate: float, seconds: int) -> list[
     if result.returncode not in (0, 1):   # 1: some calls failed, still a rate
         print(f"sipp uac exited {result.returncode}: {result.stderr[-500:]!r}")
     return [at for user, _, at in invites(running.carrier_log) if user == BASELINE_NUMBER]
-
-
-def started_at(db_url: str, campaign_id: str) -> list[float]:
-    """When the dialer committed each attempt of the campaign (epoch seconds)."""
-    import psycopg2
-
-    with psycopg2.connect(db_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT extract(epoch FROM created_at) FROM campaign_attempt"
-                    " WHERE campaign_id = %s", (campaign_id,))
-        return [float(t) for (t,) in cur.fetchall()]
-
-
-def turns_report(starts: list[float]) -> None:
-    """The scanner's turns that started attempts (their rows share the turn's clock):
-    the gaps between them and how many each started."""
-    per_turn = Counter(starts)
-    at = sorted(per_turn)
-    gaps = [(b - a) * 1000 for a, b in zip(at, at[1:])]
-    sizes = list(per_turn.values())
-    print(f"scanner turns that dialed: {len(at)}; gap between them p50 {percentile(gaps, 50):.0f} ms,"
-          f" p90 {percentile(gaps, 90):.0f}, p99 {percentile(gaps, 99):.0f}, max {max(gaps or [0]):.0f};"
-          f" attempts per turn p50 {percentile(sizes, 50):.0f}, max {max(sizes or [0])}")
 
 
 def main() -> None:
