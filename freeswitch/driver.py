@@ -68,6 +68,7 @@ class NodeDriver:
         self.conn: Connection | None = None
         self.media_root = str(settings.freeswitch_media_dir or settings.media_dir)
         self.recording_dir = settings.data_dir.resolve() / "engine-recordings"
+        _check_folders(self.media_root, str(self.recording_dir))
         self._adopted: list[FsPlanRunner] = []   # taken over, started once connected
         self._down_since: float | None = None
         self._beat_at = 0.0
@@ -345,6 +346,16 @@ class NodeDriver:
         except redis.RedisError:
             pass
         self.finisher.stop()
+
+
+def _check_folders(media_root: str, recording_dir: str) -> None:
+    """Both folders go into commands, so they must be safe tokens (no spaces, quotes…):
+    refuse to start rather than fail every call."""
+    for name, path in (("FREESWITCH_MEDIA_DIR (default: the data dir's media/)", media_root),
+                       ("CPAAS_DATA_DIR (recordings)", recording_dir)):
+        if not commands.DIR_RE.fullmatch(path) or ".." in path:
+            raise ValueError(f"{name} {path!r}: FreeSWITCH commands take only absolute paths "
+                             "of letters, digits and _ . / -")
 
 
 def _restored_leg(role: str, data: dict) -> FsLeg:

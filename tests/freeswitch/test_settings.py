@@ -43,3 +43,18 @@ def test_with_freeswitch_the_sandbox_carrier_runs_only_when_asked(monkeypatch):
     monkeypatch.delenv("FREESWITCH_ESL")
     monkeypatch.delenv("CPAAS_SIP_TRUNK", raising=False)
     assert carrier_wanted(config.load())   # the embedded default: the trunk points at it
+
+
+@pytest.mark.parametrize("field,value", [("freeswitch_media_dir", "/srv/my media"),
+                                         ("freeswitch_media_dir", "relative/media"),
+                                         ("data_dir", "/tmp/a data dir")])
+def test_folders_that_cannot_go_into_a_command_stop_the_driver(field, value):
+    import threading
+    from pathlib import Path
+
+    from freeswitch.driver import NodeDriver
+
+    settings = config.Settings(freeswitch_esl="127.0.0.1:8021",
+                               **{field: Path(value) if field == "data_dir" else value})
+    with pytest.raises(ValueError, match="FREESWITCH_MEDIA_DIR|CPAAS_DATA_DIR"):
+        NodeDriver(settings, Node("127.0.0.1", 8021), None, threading.Event())
