@@ -126,4 +126,8 @@ def _register_blueprints(app: Flask, settings: config.Settings) -> None:
     app.register_blueprint(campaigns_root_bp)
     app.register_blueprint(docs_bp)
     app.register_blueprint(health_bp)
+    if settings.freeswitch_media_url:   # prompts for FreeSWITCH nodes that share no folder
+        from freeswitch.media import bp as engine_media_bp
+
+        app.register_blueprint(engine_media_bp)
     register_dashboard(app, settings)

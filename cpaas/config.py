@@ -61,6 +61,8 @@ class Settings:
     freeswitch_agent_dial: str = "user/{ext}"     # dial string of an agent extension
     #: the media root as the nodes see it (a shared folder); None: ``media_dir``
     freeswitch_media_dir: str | None = None
+    #: the platform's address as the nodes reach it: prompts go over HTTP, not a folder
+    freeswitch_media_url: str | None = None
     sip_trunk: str = "sip:{number}@127.0.0.1:5070"
     sip_user: str | None = None
     sip_password: str | None = None
@@ -157,6 +159,7 @@ def load() -> Settings:
         freeswitch_gateway=env.get("FREESWITCH_GATEWAY") or "trunk",
         freeswitch_agent_dial=env.get("FREESWITCH_AGENT_DIAL") or "user/{ext}",
         freeswitch_media_dir=env.get("FREESWITCH_MEDIA_DIR") or None,
+        freeswitch_media_url=env.get("FREESWITCH_MEDIA_URL") or None,
         sip_trunk=env.get("CPAAS_SIP_TRUNK", f"sip:{{number}}@{sandbox}"),
         sip_user=env.get("CPAAS_SIP_USER") or None,
         sip_password=env.get("CPAAS_SIP_PASSWORD") or None,

@@ -24,6 +24,8 @@ DIGITS_RE = re.compile(r"^[0-9]{1,15}$")
 DIAL_RE = re.compile(r"^[A-Za-z0-9_.@+:/-]{1,200}$")
 #: An absolute folder on the node (media root, recordings): no spaces, no dots-only parts.
 DIR_RE = re.compile(r"^/[A-Za-z0-9_./-]{0,300}$")
+#: A prompt URL on the platform (freeswitch.media): host, port, path of safe segments.
+URL_RE = re.compile(r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[A-Za-z0-9_.-]{1,600}){1,8}$")
 #: Hangup causes we ever ask for.
 KILL_CAUSES = frozenset({"NORMAL_CLEARING", "ORIGINATOR_CANCEL", "NO_ANSWER", "MANAGER_REQUEST"})
 #: Events the listener subscribes to.
@@ -99,9 +101,23 @@ def originate(leg_uuid: str, dial: str, caller_id: str, ring_timeout: int,
     return f"bgapi originate {{{block}}}{_dial(dial)} &park()"
 
 
+def _url(url: object) -> str:
+    _check(url, URL_RE, "url")
+    if ".." in str(url):
+        raise ValueError("a prompt URL does not climb")
+    return str(url)
+
+
 def broadcast_playback(leg_uuid: str, path: str) -> str:
-    """Play one file to a leg once (``PLAYBACK_STOP`` when done); the leg stays parked."""
-    return f"bgapi uuid_broadcast {_uuid(leg_uuid)} playback::{_path(path)} aleg"
+    """Play one file (a path on the node, or a prompt URL of ours) to a leg once
+    (``PLAYBACK_STOP`` when done); the leg stays parked."""
+    media = _url(path) if str(path).startswith(("http://", "https://")) else _path(path)
+    return f"bgapi uuid_broadcast {_uuid(leg_uuid)} playback::{media} aleg"
+
+
+def remove_cached(url: str) -> str:
+    """Drop a prompt fetched over HTTP from the node's ``mod_http_cache``."""
+    return f"bgapi http_remove_cache {_url(url)}"
 
 
 def loop_playback_then_hangup(leg_uuid: str, path: str, times: int) -> str:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from cpaas.telephony.events import LegAnswered, LegHangup, LegRinging
 from cpaas.telephony.plans import Branch, Dial, Play, Plan, media_path
 from cpaas.telephony.recordings import RecordingFiles
-from freeswitch import commands
+from freeswitch import commands, media
 from freeswitch.esl import Event
 from freeswitch.legs import FsLeg
 from pjsua_engine.model import Task, Wait
@@ -51,6 +51,7 @@ class FsPlanRunner(PlanRunner):
 
     def __init__(self, plan: Plan, driver: "NodeDriver") -> None:
         super().__init__(plan, plan.max_legs, driver)   # type: ignore[arg-type]
+        self.node_cached: list[str] = []   # secret prompt URLs the node fetched for this call
 
     def start_tail(self) -> None:
         """Follow an adopted, established call to its end (see NodeDriver)."""
@@ -135,7 +136,7 @@ class FsPlanRunner(PlanRunner):
                 log.error("prompt not ready in time", extra={"plan_id": self.plan.plan_id})
                 self.end("error")
                 return False
-        path = commands.node_path(self.ctx.media_root, verb.audio)
+        path = self._media(verb.audio)
         for _ in range(verb.times):   # one round per command, as the embedded engine rewinds
             seen = leg.playbacks
             self.ctx.send(commands.broadcast_playback(leg.uuid, path))
@@ -145,6 +146,23 @@ class FsPlanRunner(PlanRunner):
         return True
 
     _VERBS: dict[type, Callable[..., Any]] = {**PlanRunner._VERBS, Play: _play}
+
+    def _media(self, name: str) -> str:
+        """Where the node reads ``name``: our shared folder, or a sealed URL of ours."""
+        settings = self.ctx.settings
+        if not settings.freeswitch_media_url:
+            return commands.node_path(self.ctx.media_root, name)
+        once = name in self.plan.ephemeral_files
+        url = media.url_for(settings, name, self.plan.plan_id, once)
+        if once:
+            self.node_cached.append(url)
+        return url
+
+    def _finish(self) -> None:
+        """Leave no secret prompt in the node's HTTP cache, then end as every plan does."""
+        for url in self.node_cached:
+            self.ctx.send(commands.remove_cached(url))
+        super()._finish()
 
     def _ring_timeout(self, role: str) -> int:
         """The ring timeout the plan gives ``role`` (a Dial's, a Branch's for its target)."""

@@ -29,6 +29,7 @@ GOOD = {
     commands.park: dict(leg_uuid=U1),
     commands.kill: dict(leg_uuid=U1, cause="NORMAL_CLEARING"),
     commands.exists: dict(leg_uuid=U1),
+    commands.remove_cached: dict(url="http://127.0.0.1:8080/engine-media/sealed1.AbC_d-9.wav"),
     commands.dial_string: dict(template="sofia/gateway/trunk/{number}", number="919900000001"),
     commands.node_path: dict(root="/srv/media", name="prompts/otp-1.wav"),
 }
@@ -95,3 +96,18 @@ def test_recording_flags_as_sent():
         f"api uuid_record {U1} start /srv/rec/57362de4f0-0.wav 0 "
         "{RECORD_STEREO=true,RECORD_STEREO_SWAP=true}")
     assert commands.record_start(U1, "/srv/rec/a.wav") == f"api uuid_record {U1} start /srv/rec/a.wav"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/engine-media/t.wav",
+                                 "https://media.example.org/cpaas/engine-media/t.wav"])
+def test_a_prompt_url_is_played_as_given(url):
+    assert commands.broadcast_playback(U1, url) == f"bgapi uuid_broadcast {U1} playback::{url} aleg"
+
+
+@pytest.mark.parametrize("url", ["http://h/a b.wav", "http://h/a,b.wav", "http://h/../x.wav",
+                                 "ftp://h/x.wav", "http://h/x.wav\r\nbgapi x", "http://h/{x}.wav",
+                                 "http://user@h/x.wav", "http://h/x.wav?a=1"])
+def test_hostile_prompt_urls_are_refused(url):
+    for builder in (lambda: commands.broadcast_playback(U1, url), lambda: commands.remove_cached(url)):
+        with pytest.raises(ValueError):
+            builder()

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import wave
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import requests
@@ -31,10 +32,21 @@ SECRET = "make-run-secret-0123456789"
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
     """``make run`` in its own process group, on a private data folder and port."""
-    data = tmp_path_factory.mktemp("make-run")
+    yield from _make_run(tmp_path_factory.mktemp("make-run"), free_port(), {})
+
+
+@pytest.fixture(scope="module")
+def http_platform(tmp_path_factory):
+    """``make run`` whose node gets prompts over HTTP only (its media folder does not exist)."""
     port = free_port()
+    yield from _make_run(tmp_path_factory.mktemp("make-run-http"), port, {
+        "FREESWITCH_MEDIA_URL": f"http://127.0.0.1:{port}",
+        "FREESWITCH_MEDIA_DIR": "/nonexistent/cpaas-media"})
+
+
+def _make_run(data, port: int, extra: dict[str, str]):
     env = {**os.environ, "CPAAS_DATA_DIR": str(data), "PORT": str(port),
-           "CPAAS_ACCOUNT_1_AUTH": SECRET, "CPAAS_RING_TIMEOUT": "10"}
+           "CPAAS_ACCOUNT_1_AUTH": SECRET, "CPAAS_RING_TIMEOUT": "10", **extra}
     if not sandbox_carrier.probe("127.0.0.1", 5070, timeout=0.5):
         env["CPAAS_SANDBOX_CARRIER"] = "1"
     env.pop("REDIS_URL", None)
@@ -158,3 +170,27 @@ def test_ivr_campaign_with_dtmf_and_a_digit_map_transfer(platform):
     assert (rows[presses]["dtmf_inputs"], rows[presses]["transfer_to"]) == ("1", "number:919900100333")
     assert (rows[wrong]["dtmf_inputs"], rows[wrong]["hangup_cause"]) == ("2", "ivr invalid")
     assert (rows[silent]["dtmf_inputs"], rows[silent]["hangup_cause"]) == ("", "ivr no_input")
+
+
+@pytest.mark.skipif(not os.environ.get("FREESWITCH_CACHE_DIR"),
+                    reason="set FREESWITCH_CACHE_DIR to the node's mod_http_cache location")
+@pytest.mark.xfail(strict=True, reason="mod_http_cache's http_remove_cache only expires the "
+                   "entry: its file stays in the cache folder until the cache replaces it "
+                   "(http_clear_cache deletes it, but frees entries other calls may be fetching)")
+def test_otp_over_http_leaves_no_prompt_on_the_node(http_platform):
+    base, data = http_platform
+    cache = Path(os.environ["FREESWITCH_CACHE_DIR"])
+    before = {p for p in cache.rglob("*") if p.is_file()}
+    template = _api(base, "announce_template")["result"][0]["announce_template_id"]
+    request_id = _api(base, "outbound_call", {
+        "customer_number": "919900000001", "otp": "2468", "announce_template_id": template,
+        "repeat": "2", "caller_id": "15168148111", "voice": "Raveena", "volume": "medium",
+        "rate": "medium", "pitch": "medium"})["request_id"]
+    cdr = _cdr(base, request_id)
+    assert (cdr["dial_status"], cdr["destination_context"]) == ("ANSWER", "otp")
+    assert float(cdr["billsec"]) > 2   # played twice: from the URL (the node has no folder)
+    log = (data / "run.log").read_text(errors="replace")
+    assert log.count("prompt served to a node") == 1   # fetched once, then from the node's cache
+    wait_for(lambda: {p for p in cache.rglob("*") if p.is_file()} <= before, 10,
+             "the node's cached copy removed")
+    assert not [p for p in (data / "media" / "calls").rglob("*") if p.is_file()]

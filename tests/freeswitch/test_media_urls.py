@@ -1,0 +1,89 @@
+"""Prompts over HTTP for nodes that share no folder (FREESWITCH_MEDIA_URL): sealed URLs,
+single use for secret prompts, and the node's cached copy removed after the call."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import redis
+from flask import Flask
+
+from cpaas.config import Settings
+from cpaas.platform import Platform
+from cpaas.telephony.events import parse
+from cpaas.telephony.plans import Dial, Hangup, Play, Plan
+from freeswitch import media
+from tests.freeswitch.conftest import make_rig
+from tests.launcher import wait_for
+
+BASE = "http://127.0.0.1:18080"
+
+
+@pytest.fixture
+def served(fs_redis: redis.Redis, workdir):
+    settings = Settings(data_dir=workdir, freeswitch_media_url=BASE)
+    (settings.media_dir / "calls").mkdir(parents=True)
+    (settings.media_dir / "calls" / "otp-1.wav").write_bytes(b"RIFF-secret")
+    (settings.media_dir / "prompt.wav").write_bytes(b"RIFF-cached")
+    app = Flask(__name__)
+    app.extensions["cpaas"] = Platform(settings=settings, redis=fs_redis, storage=None)
+    app.register_blueprint(media.bp)
+    return settings, app.test_client()
+
+
+def _path(url: str) -> str:
+    assert url.startswith(BASE + "/engine-media/") and url.endswith(".wav")
+    return url[len(BASE):]
+
+
+def test_a_secret_prompt_url_is_served_once(served):
+    settings, client = served
+    url = media.url_for(settings, "calls/otp-1.wav", "57362de4f0", once=True)
+    assert "otp" not in url and "calls" not in url   # the token names no file
+    first = client.get(_path(url))
+    assert (first.status_code, first.data) == (200, b"RIFF-secret")
+    assert client.get(_path(url)).status_code == 410
+
+
+def test_a_cached_prompt_url_serves_every_fetch(served):
+    settings, client = served
+    url = media.url_for(settings, "prompt.wav", "57362de4f0", once=False)
+    assert [client.get(_path(url)).status_code for _ in range(2)] == [200, 200]
+
+
+def test_altered_foreign_and_expired_tokens_are_not_found(served, monkeypatch, tmp_path):
+    settings, client = served
+    url = media.url_for(settings, "prompt.wav", "57362de4f0", once=False)
+    token = url.rsplit("/", 1)[1][:-4]
+    altered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
+    other = media.url_for(dataclasses.replace(settings, data_dir=tmp_path), "prompt.wav",
+                          "57362de4f0", once=False)   # sealed under another platform's key
+    monkeypatch.setattr(media, "TTL", -1)
+    expired = media.url_for(settings, "prompt.wav", "57362de4f0", once=False)
+    for path in (f"/engine-media/{altered}.wav", _path(other), _path(expired),
+                 "/engine-media/..%2Fsecret.key.wav", "/engine-media/x.wav"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_the_node_plays_the_url_and_forgets_it_after_the_call(fs_redis, workdir):
+    rig = make_rig(fs_redis, workdir, freeswitch_media_url=BASE,
+                   freeswitch_media_dir="/nonexistent/never-used")
+    try:
+        rig.nodes_up(1)
+        (rig.settings.media_dir / "calls").mkdir(parents=True)
+        (rig.settings.media_dir / "calls" / "otp-2.wav").write_bytes(b"RIFF")
+        plan = Plan("d0d0d0d0d0", "ACalpha", "otp", [
+            Dial("customer", "919900000001", "919900000009", 5),
+            Play("customer", "calls/otp-2.wav", 2), Hangup()],
+            ephemeral_files=["calls/otp-2.wav"])
+        rig.client.originate(plan)
+        assert parse(rig.events.ended(plan.plan_id)).cause == "normal"
+        plays = [c.split("\n")[0] for c in rig.double.commands if "uuid_broadcast" in c]
+        assert len(plays) == 2 and len({p.rsplit("::", 1)[1] for p in plays}) == 1
+        url = plays[0].rsplit("::", 1)[1].removesuffix(" aleg")
+        assert url.startswith(BASE + "/engine-media/") and "/nonexistent/" not in url
+        wait_for(lambda: any(c.startswith(f"bgapi http_remove_cache {url}\n")
+                             for c in rig.double.commands), 5, "cache removal")
+    finally:
+        rig.stop_listener()
+        rig.double.stop()
