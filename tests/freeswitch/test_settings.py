@@ -27,11 +27,13 @@ def test_environment(monkeypatch):
     monkeypatch.setenv("FREESWITCH_GATEWAY", "carrier1")
     monkeypatch.setenv("FREESWITCH_AGENT_DIAL", "user/{ext}@127.0.0.1")
     monkeypatch.setenv("FREESWITCH_MEDIA_DIR", "/srv/shared/media")
+    monkeypatch.setenv("FREESWITCH_MEDIA_URL", "http://10.0.0.5:8080")
     settings = config.load()
     assert (settings.freeswitch_esl, settings.freeswitch_esl_password, settings.freeswitch_gateway,
-            settings.freeswitch_agent_dial, settings.freeswitch_media_dir) == (
+            settings.freeswitch_agent_dial, settings.freeswitch_media_dir,
+            settings.freeswitch_media_url) == (
         "127.0.0.1:8021,127.0.0.1:8022", "pw", "carrier1", "user/{ext}@127.0.0.1",
-        "/srv/shared/media")
+        "/srv/shared/media", "http://10.0.0.5:8080")
 
 
 def test_with_freeswitch_the_sandbox_carrier_runs_only_when_asked(monkeypatch):
