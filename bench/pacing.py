@@ -3,7 +3,7 @@ at ``calls_per_minute`` 600 over 3 minutes, every 10-second window within ±5% o
 calls, and the whole run within ±1%).
 
     .venv/bin/python bench/pacing.py [--per-minute 600] [--seconds 180]
-                                     [--baseline-seconds 60] [--engine-workers 8]
+                                     [--baseline-seconds 60] [--engine-workers 8] [--rq-workers 3]
 
 The whole platform (tests/launcher.py: gunicorn API, RQ workers whose scanner runs the
 dialer, the events process, the PJSUA2 engine pool, the sipp sandbox carrier) over a
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=180)
     parser.add_argument("--baseline-seconds", type=int, default=60)
     parser.add_argument("--engine-workers", type=int, default=8)
-    parser.add_argument("--rq-workers", type=int, default=2)
+    parser.add_argument("--rq-workers", type=int, default=3)
     args = parser.parse_args()
     rate = args.per_minute / 60
     print(machine_notes())
