@@ -142,7 +142,7 @@ def run_backend(backend: str, folder: Path, dnd_size: int, count: int) -> list[t
         # Earlier settled dials (2 h ago) of the same numbers: the cap query finds rows to count.
         history = [free_number(i) for i in range(count)]
         make_attempts(account, without, history, AttemptState.DONE.value, now - timedelta(hours=2))
-        half = count // 2   # half of each series dials one of yesterday's numbers again
+        half = count // 2   # half of each series dials one of those numbers again
 
         def numbers(offset: int) -> list[str]:
             return history[:half] + [free_number(offset + i) for i in range(count - half)]
