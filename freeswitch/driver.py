@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 import uuid as uuidlib
 
 import gevent
+import gevent.event
 import redis
 from greenswitch.esl import NotConnectedError
 
@@ -32,6 +34,7 @@ from cpaas.telephony.engine_client import LegAction
 from cpaas.telephony.plans import Branch, Hangup, Plan
 from freeswitch import commands
 from freeswitch.esl import Connection, Event
+from freeswitch.inbox import BLOCK_SECONDS, Inbox
 from freeswitch.legs import FsLeg, uuid_of
 from freeswitch.nodes import BEAT_EVERY, BEAT_TTL, Node
 from freeswitch.runner import FsPlanRunner
@@ -42,7 +45,8 @@ from pjsua_engine.report import Reporter
 
 log = logging.getLogger(__name__)
 
-TICK = 0.01              # seconds between rounds of the driver loop
+TICK = 0.01              # seconds between rounds of the driver loop while it runs plans
+IDLE_WAIT = 0.5          # longest sleep with no plan (new work wakes it at once)
 BACKOFF = (0.2, 5.0)     # first and longest wait between connection attempts
 #: A node unreachable this long: its plans are closed (their calls are lost to us).
 NODE_LOST_AFTER = 30.0
@@ -72,6 +76,7 @@ class NodeDriver:
         self._adopted: list[FsPlanRunner] = []   # taken over, started once connected
         self._down_since: float | None = None
         self._beat_at = 0.0
+        self._beat_plans = 0
 
     # --------------------------------------------------------------- runner API
     def variables(self, plan: Plan, role: str) -> dict[str, str]:
@@ -155,6 +160,12 @@ class NodeDriver:
     def run(self) -> None:
         """Thread body: connect, serve, reconnect with backoff, until stopped."""
         self.finisher.start()
+        # Created in this thread: the watcher belongs to this thread's gevent hub.
+        self._woken = gevent.event.Event()
+        wake = gevent.get_hub().loop.async_()
+        wake.start(self._woken.set)
+        self.inbox = Inbox(self.r, self.node, self.stop, wake)
+        self.inbox.start()
         self._adopt_snapshots()
         wait = BACKOFF[0]
         while not self.stop.is_set():
@@ -184,23 +195,35 @@ class NodeDriver:
         self._shutdown()
 
     def _serve(self, conn: Connection) -> None:
-        while conn.connected and not self.stop.is_set():
-            now = time.monotonic()
-            if now - self._beat_at >= BEAT_EVERY:
-                self._beat()
-            self._take_work()
-            for runner in list(self.runners):
-                try:
-                    runner.poll(now)
-                except Exception:
-                    log.exception("plan failed", extra={"plan_id": runner.plan.plan_id})
-                    runner.end("error")
-                if runner.done:
-                    self.runners.remove(runner)
-            gevent.sleep(TICK)
+        """Until the connection drops: take work, advance the plans (every TICK while
+        there are any, else asleep until work arrives or the next heartbeat is due)."""
+        self.inbox.active.set()
+        try:
+            while conn.connected and not self.stop.is_set():
+                now = time.monotonic()
+                self._take_work()
+                for runner in list(self.runners):
+                    try:
+                        runner.poll(now)
+                    except Exception:
+                        log.exception("plan failed", extra={"plan_id": runner.plan.plan_id})
+                        runner.end("error")
+                    if runner.done:
+                        self.runners.remove(runner)
+                # Beat when due, and at once when the load changes: clients pick the
+                # node holding the fewest plans by it.
+                if now - self._beat_at >= BEAT_EVERY or len(self.runners) != self._beat_plans:
+                    self._beat()
+                self._woken.clear()
+                if self.runners:
+                    gevent.sleep(TICK)
+                elif self.inbox.items.empty():
+                    self._woken.wait(IDLE_WAIT)
+        finally:
+            self.inbox.active.clear()
 
     def _beat(self) -> None:
-        self._beat_at = time.monotonic()
+        self._beat_at, self._beat_plans = time.monotonic(), len(self.runners)
         try:
             self.r.set(self.node.beat_key, json.dumps({"plans": len(self.runners),
                                                        "at": time.time()}), ex=BEAT_TTL)
@@ -221,18 +244,16 @@ class NodeDriver:
             self.runners = [r for r in self.runners if not r.done]
 
     def _take_work(self) -> None:
-        try:
-            pipe = self.r.pipeline()
-            pipe.lpop(self.node.plans_key, 20)
-            pipe.lpop(self.node.cmd_key, 20)
-            plans, cmds = pipe.execute()
-        except redis.RedisError:
-            log.warning("cannot read the node's work", extra={"node": self.node.name})
-            return
-        for raw in plans or ():
-            self._start(Plan.from_json(raw))
-        for raw in cmds or ():
-            self._command(raw)
+        """What the inbox thread took from Redis since the last round."""
+        while True:
+            try:
+                kind, raw = self.inbox.items.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "plan":
+                self._start(Plan.from_json(raw))
+            else:
+                self._command(raw)
 
     def _start(self, plan: Plan) -> None:
         runner = FsPlanRunner(plan, self)
@@ -341,10 +362,17 @@ class NodeDriver:
     def _shutdown(self) -> None:
         """Stopping: calls on the node go on without us; their plans stay in the
         snapshot hash for the next driver to adopt."""
+        self.inbox.join(BLOCK_SECONDS * 4)
         try:
             self.r.delete(self.node.beat_key)
-        except redis.RedisError:
+            while True:   # plans taken but not started go back, first in line
+                kind, raw = self.inbox.items.get_nowait()
+                if kind == "plan":
+                    self.r.lpush(self.node.plans_key, raw)
+        except queue.Empty:
             pass
+        except redis.RedisError:
+            log.error("plans taken but not started are lost", extra={"node": self.node.name})
         self.finisher.stop()
 
 
