@@ -215,10 +215,10 @@ class NodeDriver:
                 if now - self._beat_at >= BEAT_EVERY or len(self.runners) != self._beat_plans:
                     self._beat()
                 self._woken.clear()
-                if self.runners:
-                    gevent.sleep(TICK)
-                elif self.inbox.items.empty():
-                    self._woken.wait(IDLE_WAIT)
+                if self.inbox.items.empty():   # new work ends the wait at once
+                    self._woken.wait(TICK if self.runners else IDLE_WAIT)
+                else:
+                    gevent.sleep(0)
         finally:
             self.inbox.active.clear()
 
