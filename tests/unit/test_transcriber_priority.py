@@ -32,14 +32,12 @@ def _probe(new_session: bool) -> tuple[int, str]:
     return int(nice), group
 
 
-@pytest.mark.xfail(strict=True, reason="the transcriber's session keeps autogroup nice 0")
 def test_own_session_lowers_its_autogroup() -> None:
     nice, group = _probe(new_session=True)
     assert nice == 19
     assert group.endswith("nice 19")
 
 
-@pytest.mark.xfail(strict=True, reason="lower_priority not built yet")
 def test_shared_session_keeps_the_group_priority() -> None:
     """A transcriber sharing its session (make run's supervisor) must not lower the
     group of the processes beside it; its own nice value already ranks it below them."""
