@@ -48,16 +48,22 @@ def _connections(rig) -> int:
     return sum(1 for c in rig.double.commands if c.startswith("events plain"))
 
 
-def test_sigkill_mid_call_then_a_new_listener_finishes_the_call(killable):
-    rig, start = killable
+def _call_then_kill(rig, start, plan_id: str):
+    """A click2call bridged under one listener process, which is then SIGKILLed."""
     first = start()
     rig.nodes_up(1)
-    plan = click2call("9a9a9a9a9a", "ACalpha", AGENT, CUSTOMER, CALLER, "none", None, 10)
+    plan = click2call(plan_id, "ACalpha", AGENT, CUSTOMER, CALLER, "none", None, 10)
     rig.client.originate(plan)
     rig.events.wait(plan.plan_id, "leg.answered", 10, where=lambda e: e.leg == "customer")
     wait_for(lambda: _commands(rig, "uuid_bridge"), 5, "bridged")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
+    return plan
+
+
+def test_sigkill_mid_call_then_a_new_listener_finishes_the_call(killable):
+    rig, start = killable
+    plan = _call_then_kill(rig, start, "9a9a9a9a9a")
     start()
     wait_for(lambda: _connections(rig) == 2, 15, "a second connection")
     wait_for(lambda: len(_commands(rig, "uuid_exists")) == 2, 10, "both legs reconciled")
@@ -72,13 +78,7 @@ def test_sigkill_mid_call_then_a_new_listener_finishes_the_call(killable):
 
 def test_a_leg_that_ended_while_no_listener_ran_is_closed(killable):
     rig, start = killable
-    first = start()
-    rig.nodes_up(1)
-    plan = click2call("9b9b9b9b9b", "ACalpha", AGENT, CUSTOMER, CALLER, "none", None, 10)
-    rig.client.originate(plan)
-    rig.events.wait(plan.plan_id, "leg.answered", 10, where=lambda e: e.leg == "customer")
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
+    plan = _call_then_kill(rig, start, "9b9b9b9b9b")
     rig.double.hangup(rig.double.channel(plan.plan_id, "customer").uuid)   # nobody hears it
     start()
     ended = parse(rig.events.ended(plan.plan_id, 20))
