@@ -104,3 +104,13 @@ def test_a_captured_bridged_call_ends_when_the_agent_hangs_up(rig):
     agent, customer = (ended.legs[r].channel.removeprefix("FS/") for r in ("agent", "customer"))
     assert [c.split("\n")[0] for c in rig.double.commands if c.startswith("bgapi uuid_bridge")] \
         == [f"bgapi uuid_bridge {agent} {customer}"]
+
+
+def test_a_captured_node_shutdown_ends_the_call(rig):
+    """``fsctl shutdown`` with a parked call: its SYSTEM_SHUTDOWN hangup closes the plan."""
+    _replay(rig, "shutdown")
+    plan = Plan("cafe000005", "ACalpha", "callback", [Dial("customer", "919900000001", CALLER, 5)])
+    rig.client.originate(plan)
+    ended = parse(rig.events.ended(plan.plan_id, 20))
+    leg = ended.legs["customer"]
+    assert (ended.cause, leg.dial_status, leg.hangup_cause) == ("normal", "ANSWER", "SYSTEM_SHUTDOWN")
