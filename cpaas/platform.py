@@ -13,6 +13,9 @@ from cpaas.telephony.engine_client import EngineClient
 
 #: RQ queue names: calls are placed from their own queue so bulk work never delays them.
 CALLS_QUEUE = "calls"
+#: Campaign attempts: workers take them only when no click2call, OTP or callback waits,
+#: so a campaign's turn never queues ahead of another account's OTP.
+CAMPAIGN_QUEUE = "campaign"
 
 
 @dataclass

@@ -92,7 +92,7 @@ def worker(settings: config.Settings) -> None:
     _require_schema(settings)
     _wait_for_redis(settings)
     _exec([os.path.join(VENV_BIN, "rq"), "worker-pool", "-n", os.environ.get("CPAAS_RQ_WORKERS", "3"),
-           "-w", "workers.worker.WarmWorker", "-u", settings.effective_redis_url, "calls", "default"])
+           "-w", "workers.worker.WarmWorker", "-u", settings.effective_redis_url, "calls", "campaign", "default"])
 
 
 def lower_priority() -> None:

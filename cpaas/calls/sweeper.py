@@ -38,7 +38,7 @@ from cpaas.cdr.consumer import GROUP
 from cpaas.db import database
 from cpaas.lease import Lease
 from cpaas.models import CallRequest
-from cpaas.platform import CALLS_QUEUE
+from cpaas.platform import CALLS_QUEUE, CAMPAIGN_QUEUE
 from cpaas.telephony import causes, events, live
 from cpaas.telephony.engine_client import EngineClient, EngineError, engine_client
 from cpaas.validation import utcnow
@@ -65,7 +65,9 @@ class Evidence:
 def gather(r: redis.Redis, engine: EngineClient | None) -> Evidence:
     """Read everything a pass needs from Redis and the engine (None: no engine can run)."""
     ev = Evidence()
-    ev.queued_jobs = set(Queue(CALLS_QUEUE, connection=r).get_job_ids()) | line.waiting_ids(r)
+    ev.queued_jobs = (set(Queue(CALLS_QUEUE, connection=r).get_job_ids())
+                      | set(Queue(CAMPAIGN_QUEUE, connection=r).get_job_ids())
+                      | line.waiting_ids(r))
     ev.engine_plans = engine.held_plans() if engine is not None else set()
     ev.live_requests = {json.loads(raw)["request_id"] for raw in r.hvals(live.LEGS_KEY)}
     ev.pending_events = {json.loads(raw)["plan_id"] for raw in r.hvals(deadletter.RETRYING_KEY)}

@@ -26,6 +26,7 @@ from cpaas.db import database
 from cpaas.models import (Campaign, CampaignAttempt, CampaignContact, CampaignPlaceholder,
                           CallRequest, Contact)
 from cpaas.telephony import causes
+from cpaas.telephony.plans import Plan
 from cpaas.validation import utcnow
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,12 @@ def _contact_key(campaign_id: str, contact_id: int) -> Any:
     return (CampaignContact.campaign_id == campaign_id) & (CampaignContact.contact_id == contact_id)
 
 
-def start(campaign: Campaign, row: CampaignContact, now: datetime) -> str | None:
+def start(campaign: Campaign, row: CampaignContact, now: datetime,
+          ring_timeout: int) -> Plan | None:
     """Commit the next attempt of ``row`` (contact → dialing, attempt, call request);
-    its request id, or None when another process moved the contact first."""
+    the attempt's plan (its ``plan_id`` is the request id, built from the rows in hand:
+    nothing is read again to queue it), or None when another process moved the contact
+    first."""
     contact = Contact.get_or_none(Contact.id == row.contact_id)
     number = attempt_no = None
 
@@ -75,7 +79,10 @@ def start(campaign: Campaign, row: CampaignContact, now: datetime) -> str | None
             attempt_id = ids.insert_new(CallRequest, ids.request_id, insert)
     except _Moved:
         return None
-    return attempt_id
+    plan, _ = announcement.plan(
+        campaign, announcement.Contact.from_row(row.number, contact.name, contact.fields),
+        attempt_id, ring_timeout)
+    return plan
 
 
 class _Moved(Exception):
@@ -99,7 +106,7 @@ def count_missing(campaign: Campaign, contacts: list[tuple[int, str, str, str]])
          .execute())
 
 
-def build_plan(attempt_id: str, ring_timeout: int):
+def build_plan(attempt_id: str, ring_timeout: int) -> Plan | None:
     """The plan of a committed attempt, from the database (a re-queued attempt gets the
     same plan as the first time); None when the attempt or its contact is gone."""
     attempt = CampaignAttempt.get_or_none(CampaignAttempt.id == attempt_id)

@@ -35,7 +35,8 @@ from cpaas.campaigns.state import (ACTIVE, CAMPAIGN, DUE_STATES, OPEN_STATES, At
                                    CampaignStatus, ContactState)
 from cpaas.db import database
 from cpaas.models import Campaign, CampaignAttempt, CampaignContact, CallRequest, Cdr, Contact
-from cpaas.platform import CALLS_QUEUE
+from cpaas.calls import service as calls
+from cpaas.platform import CAMPAIGN_QUEUE
 from cpaas.telephony.engine_client import EngineClient, EngineError, engine_client
 from cpaas.validation import utcnow
 
@@ -87,7 +88,7 @@ class DialerTask:
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.r = r
-        self.queue = Queue(CALLS_QUEUE, connection=r)
+        self.queue = Queue(CAMPAIGN_QUEUE, connection=r)
         self.clock = clock
         self.monotonic = monotonic
         self.buckets: dict[str, pacing.Bucket] = {}
@@ -260,18 +261,18 @@ class DialerTask:
             if not verdict.allowed:
                 self._defer(campaign, row, verdict, now)
                 return False
-        attempt_id = attempts.start(campaign, row, now)
-        if attempt_id is None:
+        plan = attempts.start(campaign, row, now, self.settings.ring_timeout)
+        if plan is None:
             return False
         self.buckets[campaign.id].take()
         if self.trunk_bucket is not None:
             self.trunk_bucket.take()
         load.add(campaign.account_id)
         try:
-            attempts.queue(self.queue, attempt_id, self.settings.ring_timeout)
+            calls.queue_plan(self.queue, plan)
         except redis.RedisError:
             # Committed but not queued: the reconciler queues it once Redis is back.
-            log.warning("attempt not queued yet", extra={"request_id": attempt_id,
+            log.warning("attempt not queued yet", extra={"request_id": plan.plan_id,
                                                         "campaign_id": campaign.id})
         self._say(campaign, "", "")
         return False

@@ -27,7 +27,7 @@ from cpaas.cdr import consumer
 from cpaas.db import database
 from cpaas.lease import Lease
 from cpaas.models import CampaignAttempt, CampaignContact, CallRequest, Cdr
-from cpaas.platform import CALLS_QUEUE
+from cpaas.platform import CAMPAIGN_QUEUE
 from cpaas.telephony import events
 from cpaas.telephony.events import EVENT_STREAM, EngineEvent, LegOutcome, PlanEnded
 from cpaas.telephony.plans import Dial, Plan
@@ -54,7 +54,7 @@ class Dialer:
         self.settings = dataclasses.replace(settings, **overrides)
         self.task = DialerTask(self.settings, r, clock=lambda: self.at,
                                monotonic=lambda: self.mono)
-        self.queue = Queue(CALLS_QUEUE, connection=r)
+        self.queue = Queue(CAMPAIGN_QUEUE, connection=r)
 
     def turn(self, step: float = 1.0) -> bool:
         """Advance the monotonic clock by ``step`` s, then run one turn."""
