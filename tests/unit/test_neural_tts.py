@@ -174,6 +174,7 @@ def test_missing_voice_file_falls_back_to_standard_and_says_so(tmp_path, monkeyp
                for entry in fallbacks)
 
 
+@needs_piper   # the damaged voice is a piper model: without piper the API says standard at once
 def test_voice_that_will_not_load_falls_back_when_rendering(tmp_path, monkeypatch, caplog):
     # Files present (so the API said neural) but not a voice: loading it fails.
     model = tmp_path / "damaged.onnx"
