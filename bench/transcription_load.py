@@ -250,16 +250,21 @@ def wait_cdrs(request_ids: list[str], timeout: float) -> dict[str, str]:
     return found
 
 
-def transcriber_nice(running: launcher.Running) -> int:
-    """The nice value the transcriber process runs at."""
-    return os.getpriority(os.PRIO_PROCESS, running.procs["transcriber"].pid)
+def transcriber_priority(running: launcher.Running) -> str:
+    """The transcriber's nice value and its scheduling group's (``cpaas.procs.lower_priority``)."""
+    pid = running.procs["transcriber"].pid
+    try:
+        group = Path(f"/proc/{pid}/autogroup").read_text().strip()
+    except OSError:
+        group = "no autogroup"
+    return f"nice {os.getpriority(os.PRIO_PROCESS, pid)} ({group})"
 
 
 def report(baseline: Phase, loaded: Phase, drain: Drain, running: launcher.Running,
            args: argparse.Namespace, probe: float) -> None:
     """Print the figures of both phases, the drain and the verdict."""
     print(f"{args.recordings} recordings of {args.seconds:.0f} s (8 kHz, 2 channels); "
-          f"transcriber at nice {transcriber_nice(running)}, "
+          f"transcriber at {transcriber_priority(running)}, "
           f"{running.env.get('CPAAS_TRANSCRIBE_THREADS', '1')} thread; cpu probe {probe:.0f} ms")
     print(machine_notes())
     print_table(f"{RATE} OTP calls/s (hold 5 s); call setup = HTTP request -> INVITE at the "
