@@ -110,8 +110,9 @@ def lower_priority() -> None:
     try:
         with open("/proc/self/autogroup", "w") as group:
             group.write("19")
-    except OSError:
-        pass   # a kernel without autogroup: the nice value is all there is
+    except OSError as err:
+        # A kernel without autogroup: the nice value alone ranks the process.
+        log.info("no autogroup to lower; nice 19 only", extra={"error": str(err)})
 
 
 def transcriber(settings: config.Settings) -> None:

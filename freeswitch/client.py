@@ -11,14 +11,13 @@ import json
 import logging
 import re
 import secrets
-import time
-from dataclasses import asdict
 
 import redis
 
 from cpaas.config import Settings, load
 from cpaas.telephony import live
-from cpaas.telephony.engine_client import EngineClient, EngineError, LegAction, LegNotFound
+from cpaas.telephony.engine_client import (EngineClient, EngineError, LegAction, LegNotFound,
+                                           request_action)
 from cpaas.telephony.plans import Plan
 from freeswitch.nodes import Node, node_of_owner, parse_nodes
 from pjsua_engine import keys
@@ -76,19 +75,8 @@ class FreeSwitchClient(EngineClient):
         node = node_of_owner(json.loads(raw).get("owner", ""), self.nodes) if raw else None
         if node is None:
             raise LegNotFound(channel)
-        request_id = secrets.token_hex(8)
-        self.r.rpush(node.cmd_key, json.dumps({
-            "request_id": request_id, "channel": channel, "action": asdict(action),
-            "expires": time.time() + timeout}))
-        got = self.r.blpop([keys.reply_key(request_id)], timeout=timeout)
-        if got is None:
-            raise EngineError("FreeSWITCH driver did not answer in time")
-        reply = json.loads(got[1])
-        if reply.get("ok"):
-            return
-        if reply.get("error") == "not_found":
-            raise LegNotFound(channel)
-        raise EngineError(reply.get("error") or "action failed")
+        request_action(self.r, node.cmd_key, keys.reply_key, channel, action, timeout,
+                       "FreeSWITCH driver")
 
     def held_plans(self) -> set[str]:
         """Plans waiting for a node's driver or run by one (its snapshots)."""

@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
-import time
-from dataclasses import asdict
 
 import redis
 
 from cpaas.config import Settings, load
 from cpaas.telephony import live
-from cpaas.telephony.engine_client import EngineClient, EngineError, LegAction, LegNotFound
+from cpaas.telephony.engine_client import (EngineClient, EngineError, LegAction, LegNotFound,
+                                           request_action)
 from cpaas.telephony.plans import EXTENSION_RE, NUMBER_RE, SAFE_TOKEN_RE, Plan
 from pjsua_engine import keys
 
@@ -72,21 +70,8 @@ class EmbeddedClient(EngineClient):
         owner = json.loads(raw).get("owner")
         if not owner:
             raise LegNotFound(channel)
-        request_id = secrets.token_hex(8)
-        self.r.rpush(keys.worker_cmd(owner), json.dumps({
-            "request_id": request_id, "channel": channel, "action": asdict(action),
-            # A command that outlives its caller's patience must not run late.
-            "expires": time.time() + timeout,
-        }))
-        got = self.r.blpop([keys.reply_key(request_id)], timeout=timeout)
-        if got is None:
-            raise EngineError("engine worker did not answer in time")
-        reply = json.loads(got[1])
-        if reply.get("ok"):
-            return
-        if reply.get("error") == "not_found":
-            raise LegNotFound(channel)
-        raise EngineError(reply.get("error") or "action failed")
+        request_action(self.r, keys.worker_cmd(owner), keys.reply_key, channel, action, timeout,
+                       "engine worker")
 
     def held_plans(self) -> set[str]:
         """Plans waiting in the pool's queues for a worker, or run by one (its snapshots)."""

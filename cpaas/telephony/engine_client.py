@@ -10,7 +10,11 @@ the other way, as :mod:`cpaas.telephony.events`.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import redis
@@ -42,6 +46,29 @@ class LegAction:
     target_kind: Literal["agent", "number"] | None = None
     caller_id: str | None = None
     record_key: str | None = None
+
+
+def request_action(r: redis.Redis, cmd_key: str, reply_key: Callable[[str], str], channel: str,
+                   action: LegAction, timeout: float, who: str) -> None:
+    """Send ``action`` on ``channel`` to the process holding the leg (its command list
+    ``cmd_key``) and wait for its answer on ``reply_key(request_id)``; raise on failure. Both
+    engines' clients use it: the embedded pool's workers and FreeSWITCH's node drivers
+    answer the same way (``ok``, or ``error``: ``not_found`` or a message)."""
+    request_id = secrets.token_hex(8)
+    r.rpush(cmd_key, json.dumps({
+        "request_id": request_id, "channel": channel, "action": asdict(action),
+        # A command that outlives its caller's patience must not run late.
+        "expires": time.time() + timeout,
+    }))
+    got = r.blpop([reply_key(request_id)], timeout=timeout)
+    if got is None:
+        raise EngineError(f"{who} did not answer in time")
+    reply = json.loads(got[1])
+    if reply.get("ok"):
+        return
+    if reply.get("error") == "not_found":
+        raise LegNotFound(channel)
+    raise EngineError(reply.get("error") or "action failed")
 
 
 class EngineClient(abc.ABC):
