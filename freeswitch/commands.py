@@ -108,35 +108,25 @@ def _url(url: object) -> str:
     return str(url)
 
 
-def broadcast_playback(leg_uuid: str, path: str) -> str:
+def broadcast_playback(leg_uuid: str, path: str, secret: bool = False) -> str:
     """Play one file (a path on the node, or a prompt URL of ours) to a leg once
-    (``PLAYBACK_STOP`` when done); the leg stays parked."""
-    media = _url(path) if str(path).startswith(("http://", "https://")) else _path(path)
+    (``PLAYBACK_STOP`` when done); the leg stays parked.
+
+    A URL is read by a named module, never whichever registered ``http`` last: a shared
+    prompt by ``mod_http_cache`` (a bounded cache that evicts), a ``secret`` one by
+    ``mod_httapi`` with no HEAD first (the URL is single-use). We serve a secret with
+    ``Cache-Control: no-store``, for which ``mod_httapi`` deletes its downloaded copy
+    when the playback closes, so nothing of it stays on the node.
+    """
+    if not str(path).startswith(("http://", "https://")):
+        return f"bgapi uuid_broadcast {_uuid(leg_uuid)} playback::{_path(path)} aleg"
+    url = _url(path)
+    if secret:
+        scheme, rest = url.split("://", 1)
+        media = f"{{modname=mod_httapi}}{scheme}://(nohead=true){rest}"
+    else:
+        media = f"{{modname=mod_http_cache}}{url}"
     return f"bgapi uuid_broadcast {_uuid(leg_uuid)} playback::{media} aleg"
-
-
-def remove_cached(url: str) -> str:
-    """Drop a prompt fetched over HTTP from the node's ``mod_http_cache``."""
-    return f"bgapi http_remove_cache {_url(url)}"
-
-
-def loop_playback_then_hangup(leg_uuid: str, path: str, times: int) -> str:
-    """Move an unbridged leg to play a file ``times`` times and hang up (one command for
-    an OTP or an announcement; the inline dialplan's own ``^`` separator, GUIDE §5)."""
-    if type(times) is not int or not 1 <= times <= 100:
-        raise ValueError("times must be 1..100")
-    return (f"bgapi uuid_transfer {_uuid(leg_uuid)} "
-            f"'m:^:loop_playback:+{times} {_path(path)}^hangup:NORMAL_CLEARING' inline")
-
-
-def play_and_get_digits(leg_uuid: str, path: str, max_digits: int, timeout: int) -> str:
-    """Move an unbridged leg to prompt and collect up to ``max_digits`` (into the channel
-    variable ``cpaas_digits``), then park again."""
-    if type(max_digits) is not int or not 1 <= max_digits <= 20:
-        raise ValueError("max_digits must be 1..20")
-    ms = _seconds(timeout, "gather timeout") * 1000
-    return (f"bgapi uuid_transfer {_uuid(leg_uuid)} 'm:^:play_and_get_digits:1 {max_digits} 1 "
-            f"{ms} # {_path(path)} silence_stream://250 cpaas_digits [0-9*#]+^park' inline")
 
 
 def bridge(a_uuid: str, b_uuid: str) -> str:

@@ -3,15 +3,15 @@
 With ``FREESWITCH_MEDIA_URL`` set (the platform's address as the nodes reach it), a node
 plays ``<url>/engine-media/<token>.wav``. The token is sealed with the platform's key
 (:mod:`cpaas.telephony.sealed`: authenticated and opaque, so it names no file and
-cannot be forged or altered) and carries the media name, its plan and an expiry. A
-secret prompt's token (an OTP, one of the plan's ``ephemeral_files``) is good for one
-fetch only: FreeSWITCH's ``mod_http_cache`` keeps the one copy for the repeats of that
-call, and the runner expires it in the node's cache (``http_remove_cache``) when the call
-ends, so the node never plays it again and the URL is dead. Not yet solved: that command
-only expires the entry; ``mod_http_cache`` deletes the file itself when it replaces the
-entry (or on ``http_clear_cache``, which also frees entries other calls may be fetching),
-so the copy stays in the node's cache folder (0600) until then (see
-tests/freeswitch/test_real_make_run.py, xfail).
+cannot be forged or altered) and carries the media name, its plan and an expiry.
+
+A shared prompt (an announcement) is served cacheable, and the node's ``mod_http_cache``
+keeps it in its bounded cache. A secret prompt (an OTP, one of the plan's
+``ephemeral_files``) gets a token good for one fetch, one per round of the call, and is
+served ``Cache-Control: no-store``: the node reads it with ``mod_httapi``, which deletes
+its downloaded copy when that playback closes (freeswitch.commands.broadcast_playback).
+So no copy is left on the node after the call, and the URL is dead once used
+(tests/freeswitch/test_real_make_run.py checks the node's cache folders).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import re
 import time
 
 import redis
-from flask import Blueprint, Response, abort, send_file
+from flask import Blueprint, Response, abort, request, send_file
 
 from cpaas.config import Settings
 from cpaas.platform import platform
@@ -61,10 +61,13 @@ def open_token(settings: Settings, token: str) -> dict:
     return grant
 
 
+def _used_key(token: str) -> str:
+    return USED_KEY.format(hashlib.sha256(token.encode()).hexdigest()[:32])
+
+
 def first_use(r: redis.Redis, token: str) -> bool:
     """Mark a single-use token used; False when it was already."""
-    digest = hashlib.sha256(token.encode()).hexdigest()[:32]
-    return bool(r.set(USED_KEY.format(digest), "1", nx=True, ex=TTL))
+    return bool(r.set(_used_key(token), "1", nx=True, ex=TTL))
 
 
 @bp.get("/engine-media/<token>.wav")
@@ -75,14 +78,19 @@ def serve(token: str) -> Response:
         grant = open_token(settings, token)
     except ValueError:
         abort(404)
-    if grant["o"] and not first_use(platform().redis, token):
-        log.warning("single-use prompt URL fetched again", extra={"plan_id": grant["p"]})
-        abort(410)
     path = media_path(settings.media_dir, grant["n"])
+    if grant["o"]:
+        # A HEAD (a node checking freshness) does not spend a single-use token: only
+        # the fetch that gets the audio does.
+        r = platform().redis
+        spent = (r.exists(_used_key(token)) if request.method == "HEAD"
+                 else not first_use(r, token))
+        if spent:
+            log.warning("single-use prompt URL fetched again", extra={"plan_id": grant["p"]})
+            abort(410)
     if not path.is_file():
         abort(404)
     log.info("prompt served to a node", extra={"plan_id": grant["p"], "single_use": grant["o"]})
     response = send_file(path, mimetype="audio/wav")
-    # The node may keep it for the repeats of this call; the runner removes it after.
-    response.headers["Cache-Control"] = f"private, max-age={TTL}"
+    response.headers["Cache-Control"] = "no-store" if grant["o"] else f"private, max-age={TTL}"
     return response

@@ -51,7 +51,6 @@ class FsPlanRunner(PlanRunner):
 
     def __init__(self, plan: Plan, driver: "NodeDriver") -> None:
         super().__init__(plan, plan.max_legs, driver)   # type: ignore[arg-type]
-        self.node_cached: list[str] = []   # secret prompt URLs the node fetched for this call
 
     def start_tail(self) -> None:
         """Follow an adopted, established call to its end (see NodeDriver)."""
@@ -136,10 +135,12 @@ class FsPlanRunner(PlanRunner):
                 log.error("prompt not ready in time", extra={"plan_id": self.plan.plan_id})
                 self.end("error")
                 return False
-        path = self._media(verb.audio)
+        secret = verb.audio in self.plan.ephemeral_files
         for _ in range(verb.times):   # one round per command, as the embedded engine rewinds
             seen = leg.playbacks
-            self.ctx.send(commands.broadcast_playback(leg.uuid, path))
+            # Over HTTP a secret gets a fresh single-use URL each round: the node keeps
+            # no copy between rounds to replay it from (commands.broadcast_playback).
+            self.ctx.send(commands.broadcast_playback(leg.uuid, self._media(verb.audio), secret))
             yield Wait(lambda: leg.playbacks > seen or leg.ended)
             if leg.ended:
                 break
@@ -148,21 +149,13 @@ class FsPlanRunner(PlanRunner):
     _VERBS: dict[type, Callable[..., Any]] = {**PlanRunner._VERBS, Play: _play}
 
     def _media(self, name: str) -> str:
-        """Where the node reads ``name``: our shared folder, or a sealed URL of ours."""
+        """Where the node reads ``name``: our shared folder, or a sealed URL of ours
+        (single-use for a secret prompt)."""
         settings = self.ctx.settings
         if not settings.freeswitch_media_url:
             return commands.node_path(self.ctx.media_root, name)
-        once = name in self.plan.ephemeral_files
-        url = media.url_for(settings, name, self.plan.plan_id, once)
-        if once:
-            self.node_cached.append(url)
-        return url
-
-    def _finish(self) -> None:
-        """Leave no secret prompt in the node's HTTP cache, then end as every plan does."""
-        for url in self.node_cached:
-            self.ctx.send(commands.remove_cached(url))
-        super()._finish()
+        return media.url_for(settings, name, self.plan.plan_id,
+                             once=name in self.plan.ephemeral_files)
 
     def _ring_timeout(self, role: str) -> int:
         """The ring timeout the plan gives ``role`` (a Dial's, a Branch's for its target)."""

@@ -1,5 +1,5 @@
 """Prompts over HTTP for nodes that share no folder (FREESWITCH_MEDIA_URL): sealed URLs,
-single use for secret prompts, and the node's cached copy removed after the call."""
+single use and never cacheable for secret prompts, one URL per round of a call."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,7 +14,6 @@ from cpaas.telephony.events import parse
 from cpaas.telephony.plans import Dial, Hangup, Play, Plan
 from freeswitch import media
 from tests.freeswitch.conftest import make_rig
-from tests.launcher import wait_for
 
 BASE = "http://127.0.0.1:18080"
 
@@ -40,15 +39,19 @@ def test_a_secret_prompt_url_is_served_once(served):
     settings, client = served
     url = media.url_for(settings, "calls/otp-1.wav", "57362de4f0", once=True)
     assert "otp" not in url and "calls" not in url   # the token names no file
+    assert client.head(_path(url)).status_code == 200   # a HEAD does not spend it
     first = client.get(_path(url))
     assert (first.status_code, first.data) == (200, b"RIFF-secret")
-    assert client.get(_path(url)).status_code == 410
+    assert first.headers["Cache-Control"] == "no-store"
+    assert [client.get(_path(url)).status_code, client.head(_path(url)).status_code] == [410, 410]
 
 
 def test_a_cached_prompt_url_serves_every_fetch(served):
     settings, client = served
     url = media.url_for(settings, "prompt.wav", "57362de4f0", once=False)
-    assert [client.get(_path(url)).status_code for _ in range(2)] == [200, 200]
+    answers = [client.get(_path(url)) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].headers["Cache-Control"].startswith("private, max-age=")
 
 
 def test_altered_foreign_and_expired_tokens_are_not_found(served, monkeypatch, tmp_path):
@@ -65,25 +68,31 @@ def test_altered_foreign_and_expired_tokens_are_not_found(served, monkeypatch, t
         assert client.get(path).status_code == 404, path
 
 
-def test_the_node_plays_the_url_and_forgets_it_after_the_call(fs_redis, workdir):
+def test_each_round_of_a_secret_prompt_gets_its_own_single_use_url(fs_redis, workdir):
     rig = make_rig(fs_redis, workdir, freeswitch_media_url=BASE,
                    freeswitch_media_dir="/nonexistent/never-used")
     try:
         rig.nodes_up(1)
         (rig.settings.media_dir / "calls").mkdir(parents=True)
         (rig.settings.media_dir / "calls" / "otp-2.wav").write_bytes(b"RIFF")
+        (rig.settings.media_dir / "hello.wav").write_bytes(b"RIFF")
         plan = Plan("d0d0d0d0d0", "ACalpha", "otp", [
             Dial("customer", "919900000001", "919900000009", 5),
-            Play("customer", "calls/otp-2.wav", 2), Hangup()],
+            Play("customer", "hello.wav", 1), Play("customer", "calls/otp-2.wav", 2), Hangup()],
             ephemeral_files=["calls/otp-2.wav"])
         rig.client.originate(plan)
         assert parse(rig.events.ended(plan.plan_id)).cause == "normal"
-        plays = [c.split("\n")[0] for c in rig.double.commands if "uuid_broadcast" in c]
-        assert len(plays) == 2 and len({p.rsplit("::", 1)[1] for p in plays}) == 1
-        url = plays[0].rsplit("::", 1)[1].removesuffix(" aleg")
-        assert url.startswith(BASE + "/engine-media/") and "/nonexistent/" not in url
-        wait_for(lambda: any(c.startswith(f"bgapi http_remove_cache {url}\n")
-                             for c in rig.double.commands), 5, "cache removal")
+        plays = [c.split("\n")[0].rsplit("::", 1)[1].removesuffix(" aleg")
+                 for c in rig.double.commands if "uuid_broadcast" in c]
+        assert len(plays) == 3
+        shared, *secret = plays
+        assert shared.startswith("{modname=mod_http_cache}" + BASE + "/engine-media/")
+        prefix = "{modname=mod_httapi}http://(nohead=true)" + BASE.removeprefix("http://")
+        assert all(p.startswith(prefix + "/engine-media/") for p in secret)
+        assert len(set(secret)) == 2 and "/nonexistent/" not in "".join(plays)
+        grants = [media.open_token(rig.settings, p.rsplit("/", 1)[1][:-4]) for p in plays]
+        assert [g["o"] for g in grants] == [False, True, True]
+        assert not any("http_remove_cache" in c for c in rig.double.commands)
     finally:
         rig.stop_listener()
         rig.double.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import wave
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -177,18 +178,32 @@ def test_ivr_campaign_with_dtmf_and_a_digit_map_transfer(platform):
     assert (rows[silent]["dtmf_inputs"], rows[silent]["hangup_cause"]) == ("", "ivr no_input")
 
 
-@pytest.mark.skipif(not os.environ.get("FREESWITCH_CACHE_DIR"),
-                    reason="set FREESWITCH_CACHE_DIR to the node's mod_http_cache location")
-@pytest.mark.xfail(strict=True, reason="mod_http_cache's http_remove_cache only expires the "
-                   "entry: its file stays in the cache folder until the cache replaces it "
-                   "(http_clear_cache deletes it, but frees entries other calls may be fetching)")
+@pytest.mark.skipif(not os.environ.get("FREESWITCH_CACHE_DIRS"),
+                    reason="set FREESWITCH_CACHE_DIRS to the node's mod_http_cache location and "
+                           "mod_httapi's (<storage_dir>/http_file_cache), colon-separated")
 def test_otp_over_http_leaves_no_prompt_on_the_node(http_platform):
     base, data = http_platform
-    cache = Path(os.environ["FREESWITCH_CACHE_DIR"])
-    before = {p for p in cache.rglob("*") if p.is_file()}
-    _otp_played_twice(base, "2468")   # from the URL: the node has no media folder
+    folders = [Path(p) for p in os.environ["FREESWITCH_CACHE_DIRS"].split(":")]
+
+    def cached() -> set[Path]:
+        return {p for folder in folders for p in folder.rglob("*") if p.is_file()}
+
+    before, seen, done = cached(), set(), threading.Event()
+
+    def watch() -> None:   # proves the node did download into these folders meanwhile
+        while not done.wait(0.05):
+            seen.update(cached() - before)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        _otp_played_twice(base, "2468")   # from the URL: the node has no media folder
+    finally:
+        done.set()
+        watcher.join(5)
     log = (data / "run.log").read_text(errors="replace")
-    assert log.count("prompt served to a node") == 1   # fetched once, then from the node's cache
-    wait_for(lambda: {p for p in cache.rglob("*") if p.is_file()} <= before, 10,
-             "the node's cached copy removed")
+    assert log.count("prompt served to a node") == 2   # one single-use URL per round
+    assert "fetched again" not in log
+    assert any(p.suffix == ".wav" for p in seen)   # a copy existed while it played...
+    assert cached() <= before                      # ...and each was deleted as it closed
     assert not [p for p in (data / "media" / "calls").rglob("*") if p.is_file()]
