@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,22 @@ def percentile(values: Sequence[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), int(round(pct / 100 * len(ordered) + 0.5))))
     return ordered[rank - 1]
+
+
+def paced(rate: float, count: int, send) -> list:
+    """Call ``send(i)`` ``count`` times at ``rate`` per second from a thread pool."""
+    results: list = [None] * count
+    start = time.monotonic() + 0.5
+    with ThreadPoolExecutor(32) as pool:
+        futures = []
+        for i in range(count):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(send, i))
+        for i, fut in enumerate(futures):
+            results[i] = fut.result()
+    return results
 
 
 def cpu_probe_ms() -> float:

@@ -18,14 +18,14 @@ import secrets
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import CpuMeter, machine_notes, percentile, print_table, rss_mb, workdir  # noqa: E402
+from bench._common import (CpuMeter, machine_notes, paced, percentile, print_table,  # noqa: E402
+                           rss_mb, workdir)
 from tests import launcher, servers  # noqa: E402
 from tests.sniff import InviteTimes  # noqa: E402
 
@@ -43,22 +43,6 @@ def _headers() -> dict[str, str]:
 def _template(base: str) -> str:
     r = requests.get(base + "/api/announce_template", headers=_headers(), timeout=10)
     return r.json()["response"]["result"][0]["announce_template_id"]
-
-
-def _paced(rate: float, count: int, send) -> list:
-    """Call ``send(i)`` ``count`` times at ``rate`` per second from a thread pool."""
-    results: list = [None] * count
-    start = time.monotonic() + 0.5
-    with ThreadPoolExecutor(32) as pool:
-        futures = []
-        for i in range(count):
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            futures.append(pool.submit(send, i))
-        for i, fut in enumerate(futures):
-            results[i] = fut.result()
-    return results
 
 
 def _wait_cdrs(base: str, request_ids: list[str], timeout: float) -> dict[str, dict]:
@@ -167,8 +151,8 @@ def setup(args: argparse.Namespace) -> None:
 
             # The first requests warm each gunicorn, RQ and engine process; they are sent
             # at the same pace and left out of the figures.
-            _paced(10, args.warmup, send)
-            numbers = _paced(10, args.requests, send)
+            paced(10, args.warmup, send)
+            numbers = paced(10, args.requests, send)
             time.sleep(3)
             latencies = [(invites.first[n] - sent[n]) * 1000 for n in numbers if n in invites.first]
             results[kind] = (len(numbers), len(latencies), percentile(latencies, 50),
@@ -226,7 +210,7 @@ def load(args: argparse.Namespace) -> None:
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         started = time.monotonic()
-        request_ids = _paced(rate, count, send)
+        request_ids = paced(rate, count, send)
         offered = time.monotonic() - started
         accepted = [r for r in request_ids if r]
         cdrs = _wait_cdrs(base, accepted, timeout=120)
@@ -285,7 +269,7 @@ def hold(args: argparse.Namespace) -> None:
 
         import redis
         client = redis.Redis.from_url(redis_url)
-        request_ids = _paced(10, args.calls, send)
+        request_ids = paced(10, args.calls, send)
         launcher.wait_for(lambda: client.hlen("cpaas:live:legs") >= 2 * args.calls, 60,
                           "every call bridged")
         meter = CpuMeter(_processes(running))

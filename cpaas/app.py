@@ -48,7 +48,9 @@ def create_app(settings: config.Settings | None = None) -> Flask:
         g.http_request_id = rid if rid.isalnum() and len(rid) <= 64 else secrets.token_hex(8)
         logs.request_id_var.set(g.http_request_id)
         logs.account_id_var.set("")
-        if not request.path.endswith("/upload_file"):
+        # Uploads (a file, a node's recording) are streamed under caps of their own.
+        if not request.path.endswith("/upload_file") and not request.path.startswith(
+                "/engine-recordings/"):
             too_large = (request.content_length or 0) > settings.max_body_bytes
             if request.content_length is None:
                 # A streamed (chunked) body has no Content-Length: read (and cache) at

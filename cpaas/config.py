@@ -63,6 +63,9 @@ class Settings:
     freeswitch_media_dir: str | None = None
     #: the platform's address as the nodes reach it: prompts go over HTTP, not a folder
     freeswitch_media_url: str | None = None
+    #: a group the platform and FreeSWITCH share: secret prompts in a shared folder are
+    #: theirs alone (0750/0640 in that group); None: the platform's user only (0700/0600)
+    freeswitch_media_group: str | None = None
     sip_trunk: str = "sip:{number}@127.0.0.1:5070"
     sip_user: str | None = None
     sip_password: str | None = None
@@ -160,6 +163,7 @@ def load() -> Settings:
         freeswitch_agent_dial=env.get("FREESWITCH_AGENT_DIAL") or "user/{ext}",
         freeswitch_media_dir=env.get("FREESWITCH_MEDIA_DIR") or None,
         freeswitch_media_url=env.get("FREESWITCH_MEDIA_URL") or None,
+        freeswitch_media_group=env.get("FREESWITCH_MEDIA_GROUP") or None,
         sip_trunk=env.get("CPAAS_SIP_TRUNK", f"sip:{{number}}@{sandbox}"),
         sip_user=env.get("CPAAS_SIP_USER") or None,
         sip_password=env.get("CPAAS_SIP_PASSWORD") or None,

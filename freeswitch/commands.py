@@ -142,21 +142,22 @@ RECORD_FLAGS = frozenset({"RECORD_STEREO", "RECORD_STEREO_SWAP", "RECORD_READ_ON
 def record_start(leg_uuid: str, path: str, flags: tuple[str, ...] = ()) -> str:
     """Start recording a leg into ``path`` (closed, with ``RECORD_STOP``, at hangup).
 
+    ``path`` is a file on the node, or an upload URL of ours: ``mod_httapi`` then records
+    into a file of its own and PUTs it there when the recording closes.
     ``flags`` belong to this recording alone (``{RECORD_STEREO=true,…}`` after the
     limit, 0 = none), so two recordings of one leg never share a setting. Stereo puts
     the leg's own party left and its peer right; ``RECORD_STEREO_SWAP`` the reverse.
     """
-    line = f"api uuid_record {_uuid(leg_uuid)} start {_path(path)}"
+    if str(path).startswith(("http://", "https://")):
+        target = f"{{modname=mod_httapi}}{_url(path)}"
+    else:
+        target = _path(path)
+    line = f"api uuid_record {_uuid(leg_uuid)} start {target}"
     if not flags:
         return line
     if not isinstance(flags, tuple) or not set(flags) <= RECORD_FLAGS:
         raise ValueError(f"recording flags {flags!r} are not ones we send")
     return f"{line} 0 {{{','.join(f'{name}=true' for name in flags)}}}"
-
-
-def record_stop(leg_uuid: str, path: str) -> str:
-    """Stop one recording of a leg."""
-    return f"api uuid_record {_uuid(leg_uuid)} stop {_path(path)}"
 
 
 def park(leg_uuid: str) -> str:

@@ -32,7 +32,7 @@ from cpaas.config import Settings
 from cpaas.telephony.ending import EndedPlan
 from cpaas.telephony.engine_client import LegAction
 from cpaas.telephony.plans import Branch, Hangup, Plan
-from freeswitch import commands
+from freeswitch import commands, media
 from freeswitch.esl import Connection, Event
 from freeswitch.inbox import BLOCK_SECONDS, Inbox
 from freeswitch.legs import FsLeg, uuid_of
@@ -71,7 +71,7 @@ class NodeDriver:
         self.by_job: dict[str, FsLeg] = {}
         self.conn: Connection | None = None
         self.media_root = str(settings.freeswitch_media_dir or settings.media_dir)
-        self.recording_dir = settings.data_dir.resolve() / "engine-recordings"
+        self.recording_dir = media.recordings_dir(settings)
         _check_folders(self.media_root, str(self.recording_dir))
         self._adopted: list[FsPlanRunner] = []   # taken over, started once connected
         self._down_since: float | None = None
@@ -113,10 +113,16 @@ class NodeDriver:
         self.by_uuid.pop(leg.uuid, None)
         self.by_job.pop(leg.job, None)
 
-    def recording_path(self, plan_id: str, index: int) -> str:
-        """Where the node writes a plan's recording (a folder it shares with us)."""
+    def recording_path(self, plan_id: str, index: int) -> tuple[str, str]:
+        """Where a plan's recording lands here, and where the node writes it: the same
+        path in a shared folder, or, with ``FREESWITCH_MEDIA_URL``, a single-use URL of
+        ours the node uploads it to when it closes (freeswitch.media)."""
         self.recording_dir.mkdir(parents=True, exist_ok=True)
-        return f"{self.recording_dir}/{plan_id}-{index}.wav"
+        name = f"{plan_id}-{index}.wav"
+        local = f"{self.recording_dir}/{name}"
+        if self.settings.freeswitch_media_url:
+            return local, media.recording_url(self.settings, plan_id, name)
+        return local, local
 
     def finish(self, ended: EndedPlan) -> None:
         """A plan's calls are all gone: store, announce, forget (off this thread)."""

@@ -12,14 +12,23 @@ served ``Cache-Control: no-store``: the node reads it with ``mod_httapi``, which
 its downloaded copy when that playback closes (freeswitch.commands.broadcast_playback).
 So no copy is left on the node after the call, and the URL is dead once used
 (tests/freeswitch/test_real_make_run.py checks the node's cache folders).
+
+Recordings come back the same way: the node records with ``mod_httapi`` into a sealed,
+single-use ``<url>/engine-recordings/<token>.wav`` and, when the recording closes at
+hangup, PUTs the file there; we write it where the embedded engine's recordings land
+(the data dir's ``engine-recordings/``), and the plan's finisher uploads it to object
+storage as for a shared folder.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 import re
+import tempfile
 import time
+from pathlib import Path
 
 import redis
 from flask import Blueprint, Response, abort, request, send_file
@@ -32,9 +41,14 @@ from cpaas.telephony.plans import check_media_name, media_path
 log = logging.getLogger(__name__)
 
 CONTEXT = "engine-media"
+RECORDING_CONTEXT = "engine-recording"
 TTL = 3600                   # seconds a prompt URL may be fetched after its call started
+RECORDING_TTL = 86400        # a recording arrives when its call ends: allow a long call
+MAX_RECORDING_BYTES = 1 << 30
 USED_KEY = "cpaas:fs:media-used:{}"
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,600}$")
+#: A recording's file name, as the FreeSWITCH driver makes it (``<plan>-<index>.wav``).
+_RECORDING_RE = re.compile(r"^[A-Za-z0-9]{1,40}-[0-9]{1,4}\.wav$")
 
 bp = Blueprint("engine_media", __name__)
 
@@ -47,17 +61,45 @@ def url_for(settings: Settings, name: str, plan_id: str, once: bool) -> str:
     return f"{(settings.freeswitch_media_url or '').rstrip('/')}/engine-media/{token}.wav"
 
 
-def open_token(settings: Settings, token: str) -> dict:
-    """What a token grants; ``ValueError`` when it is not ours, altered or expired."""
+def recording_url(settings: Settings, plan_id: str, name: str) -> str:
+    """The URL a node PUTs the recording ``name`` of ``plan_id`` to, once."""
+    if not _RECORDING_RE.fullmatch(name):
+        raise ValueError(f"recording name {name!r} is not one the driver makes")
+    body = json.dumps({"n": name, "p": plan_id, "e": int(time.time()) + RECORDING_TTL},
+                      separators=(",", ":"))
+    token = sealed.box(settings).seal(body, RECORDING_CONTEXT).rstrip("=")
+    return f"{(settings.freeswitch_media_url or '').rstrip('/')}/engine-recordings/{token}.wav"
+
+
+def recordings_dir(settings: Settings) -> Path:
+    """Where a plan's recordings land before the finisher uploads them (either engine)."""
+    return settings.data_dir.resolve() / "engine-recordings"
+
+
+def _open(settings: Settings, token: str, context: str) -> dict:
     if not _TOKEN_RE.fullmatch(token):
         raise ValueError("not a media token")
     try:
-        grant = json.loads(sealed.box(settings).open(token + "=" * (-len(token) % 4), CONTEXT))
+        grant = json.loads(sealed.box(settings).open(token + "=" * (-len(token) % 4), context))
     except sealed.SealError as err:
         raise ValueError(str(err)) from None
     if grant["e"] < time.time():
         raise ValueError("media token expired")
+    return grant
+
+
+def open_token(settings: Settings, token: str) -> dict:
+    """What a prompt token grants; ``ValueError`` when it is not ours, altered or expired."""
+    grant = _open(settings, token, CONTEXT)
     check_media_name(grant["n"])
+    return grant
+
+
+def open_recording_token(settings: Settings, token: str) -> dict:
+    """What a recording token grants (``ValueError`` as :func:`open_token`)."""
+    grant = _open(settings, token, RECORDING_CONTEXT)
+    if not _RECORDING_RE.fullmatch(grant["n"]):
+        raise ValueError("not a recording name")
     return grant
 
 
@@ -94,3 +136,37 @@ def serve(token: str) -> Response:
     response = send_file(path, mimetype="audio/wav")
     response.headers["Cache-Control"] = "no-store" if grant["o"] else f"private, max-age={TTL}"
     return response
+
+
+@bp.put("/engine-recordings/<token>.wav")
+def receive_recording(token: str) -> Response:
+    """A node's finished recording (the sealed, single-use token names where it goes)."""
+    settings = platform().settings
+    try:
+        grant = open_recording_token(settings, token)
+    except ValueError:
+        abort(404)
+    if (request.content_length or 0) > MAX_RECORDING_BYTES:
+        abort(413)
+    # mod_httapi PUTs chunked (no Content-Length): the server ends the stream, and this
+    # cap, not the app's upload cap, bounds it.
+    request.max_content_length = MAX_RECORDING_BYTES
+    if not first_use(platform().redis, token):
+        log.warning("recording URL used again", extra={"plan_id": grant["p"]})
+        abort(410)
+    folder = recordings_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Written aside and renamed, so the finisher never reads half a file.
+    fd, part = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=folder)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := request.stream.read(1 << 16):
+                size += len(chunk)
+                out.write(chunk)
+        os.replace(part, folder / grant["n"])
+    finally:
+        if os.path.exists(part):
+            os.unlink(part)
+    log.info("recording received from a node", extra={"plan_id": grant["p"], "bytes": size})
+    return Response(status=201)

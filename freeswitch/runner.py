@@ -217,11 +217,11 @@ class FsPlanRunner(PlanRunner):
                          right: FsLeg | None) -> None:
         """``uuid_record`` with this recording's own flags (see the module docstring)."""
         index = len(self.recordings)
-        path = self.ctx.recording_path(self.plan.plan_id, index)
+        path, target = self.ctx.recording_path(self.plan.plan_id, index)
         if left is not None and right is not None:
             leg, flags = right, ("RECORD_STEREO", "RECORD_STEREO_SWAP")
         else:
             leg, flags = (left or right), ("RECORD_READ_ONLY",)
-        self.ctx.send(commands.record_start(leg.uuid, path, flags))
+        self.ctx.send(commands.record_start(leg.uuid, target, flags))
         self.recordings.append(RecordingFiles(key, [path]))
         log.info("recording", extra={"plan_id": self.plan.plan_id, "flags": ",".join(flags)})

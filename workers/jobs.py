@@ -61,7 +61,8 @@ class PendingSpeech:
 
 
 def prepare_speech(plan: Plan, media_dir: Path, box: sealed.Box,
-                   backend_name: str = tts.DEFAULT_BACKEND) -> tuple[Plan, list[PendingSpeech]]:
+                   backend_name: str = tts.DEFAULT_BACKEND,
+                   group: str | None = None) -> tuple[Plan, list[PendingSpeech]]:
     """Replace every Say with a Play of its audio (named inside ``media_dir``, which the
     engine resolves under its own media root).
 
@@ -80,7 +81,7 @@ def prepare_speech(plan: Plan, media_dir: Path, box: sealed.Box,
                                  for f in dataclasses.fields(tts.Prosody)})
         if verb.secret:
             name = f"{CALLS_FOLDER}/{plan.plan_id}-{secrets.token_hex(4)}.wav"
-            ephemeral.private_folder(media_dir / CALLS_FOLDER)
+            ephemeral.private_folder(media_dir / CALLS_FOLDER, group)
             pending.append(PendingSpeech(box.open(verb.text, plan.plan_id), prosody,
                                          media_path(media_dir, name)))
             ephemeral_files.append(name)
@@ -149,8 +150,10 @@ def place_call(plan_json: str, from_line: bool = False) -> None:
             return
         if plan.kind == "campaign" and not _admitted(settings, plan):
             return
+        # A FreeSWITCH reading our folder as another user reads secrets through a group.
+        group = settings.freeswitch_media_group if settings.freeswitch_esl else None
         ready, pending = prepare_speech(plan, settings.media_dir, sealed.box(settings),
-                                        settings.tts)
+                                        settings.tts, group)
         engine.originate(ready)
         log.info("plan handed to engine", extra={"kind": plan.kind, "engine": engine.name})
     except Exception as err:  # noqa: BLE001 - reported as a failed call, never re-raised

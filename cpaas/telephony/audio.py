@@ -90,8 +90,9 @@ def replace_atomically(dst: PathLike, write: Callable[[Path], object]) -> Path:
 
     Readers (an engine about to play the file) never see a half-written file, and a
     failure leaves neither a partial ``dst`` nor a stray temporary behind. The file is
-    created 0600 (``O_CREAT|O_EXCL``) and opened up to :data:`FILE_MODE` only outside a
-    private folder.
+    created 0600 (``O_CREAT|O_EXCL``) and opened up to :data:`FILE_MODE` only as far as
+    its folder is: read for the group if the folder's group may read it, for others if
+    they may (a private folder keeps it 0600, a group's keeps it 0640).
     """
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -99,8 +100,10 @@ def replace_atomically(dst: PathLike, write: Callable[[Path], object]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
-        if os.stat(dst.parent).st_mode & 0o077:
-            os.chmod(tmp, FILE_MODE)
+        folder = os.stat(dst.parent).st_mode
+        mode = FILE_MODE & (0o600 | (folder & 0o040) | (folder & 0o004))
+        if mode != 0o600:
+            os.chmod(tmp, mode)
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

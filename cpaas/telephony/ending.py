@@ -49,6 +49,10 @@ def finish(publisher: Publisher, done: EndedPlan, media_dir: Path) -> None:
         except Exception:
             log.exception("recording not stored", extra={"plan_id": plan.plan_id, "key": rec.key})
             continue
+        if not done.tmpdir:
+            # Files the engine wrote outside a folder of the plan's own (a FreeSWITCH
+            # node's, or uploaded by it): stored now, so no longer needed here.
+            ephemeral.remove(rec.paths)
         if not is_transcript_audio(rec.key):   # never offered for download: not in the CDR
             stored.append(rec.key)
         publisher.publish(RecordingStored(plan_id=plan.plan_id, account_id=plan.account_id,

@@ -11,12 +11,13 @@ Whichever of the two runs last finds the file and deletes it, so no prompt outli
 call and none is deleted while the call may still play it.
 
 The files carry secrets: they live in a folder only the platform's user can enter
-(:func:`private_folder`), and are themselves 0600 (see
-:func:`cpaas.telephony.audio.replace_atomically`).
+(:func:`private_folder`), or only it and a FreeSWITCH that shares a group with it, and
+are no more readable than that folder (see :func:`cpaas.telephony.audio.replace_atomically`).
 """
 from __future__ import annotations
 
 import logging
+import grp
 import os
 import stat
 from collections.abc import Iterable
@@ -33,15 +34,22 @@ ENDED_KEY = "cpaas:plan:{plan_id}:ended"
 ENDED_TTL = 3600
 
 
-def private_folder(path: Path) -> Path:
-    """``path`` as a folder that only this user may list or enter (0700), made if need be.
+def private_folder(path: Path, group: str | None = None) -> Path:
+    """``path`` as a folder that only this user may list or enter (0700), made if need be;
+    with ``group`` (a name or a gid), one that group may read too and no one else (2750:
+    files made in it take its group).
 
     ``chmod`` as well as ``mkdir``: the umask may narrow ``mkdir``'s mode, and a folder
     made by an older release (or by hand) may be open to others.
     """
+    mode = 0o700 if group is None else 0o2750
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:
-        path.chmod(0o700)
+    if group is not None:
+        gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        if path.stat().st_gid != gid:
+            os.chown(path, -1, gid)
+    if stat.S_IMODE(path.stat().st_mode) != mode:
+        path.chmod(mode)
     return path
 
 

@@ -23,7 +23,6 @@ GOOD = {
     commands.bridge: dict(a_uuid=U1, b_uuid=U2),
     commands.record_start: dict(leg_uuid=U1, path="/srv/rec/57362de4f0-0.wav",
                                 flags=("RECORD_STEREO", "RECORD_STEREO_SWAP")),
-    commands.record_stop: dict(leg_uuid=U1, path="/srv/rec/57362de4f0-0.wav"),
     commands.park: dict(leg_uuid=U1),
     commands.kill: dict(leg_uuid=U1, cause="NORMAL_CLEARING"),
     commands.exists: dict(leg_uuid=U1),
@@ -91,6 +90,16 @@ def test_recording_flags_as_sent():
         f"api uuid_record {U1} start /srv/rec/57362de4f0-0.wav 0 "
         "{RECORD_STEREO=true,RECORD_STEREO_SWAP=true}")
     assert commands.record_start(U1, "/srv/rec/a.wav") == f"api uuid_record {U1} start /srv/rec/a.wav"
+
+
+def test_a_recording_to_an_upload_url_is_made_by_mod_httapi():
+    url = "http://127.0.0.1:8080/engine-recordings/sealed1.AbC_d-9.wav"
+    assert commands.record_start(U1, url, ("RECORD_READ_ONLY",)) == (
+        f"api uuid_record {U1} start {{modname=mod_httapi}}{url} 0 {{RECORD_READ_ONLY=true}}")
+    for bad in ("http://h/a b.wav", "http://h/x.wav\r\nbgapi x", "http://h/{x}.wav",
+                "http://h/../x.wav"):
+        with pytest.raises(ValueError):
+            commands.record_start(U1, bad)
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/engine-media/t.wav",

@@ -54,6 +54,32 @@ def test_a_cached_prompt_url_serves_every_fetch(served):
     assert answers[0].headers["Cache-Control"].startswith("private, max-age=")
 
 
+def test_a_node_uploads_a_recording_once_to_its_url(served):
+    settings, client = served
+    url = media.recording_url(settings, "57362de4f0", "57362de4f0-0.wav")
+    path = url[len(BASE):]
+    assert path.startswith("/engine-recordings/") and "57362de4f0" not in path
+    assert client.put(path, data=b"RIFF-recording").status_code == 201
+    landed = media.recordings_dir(settings) / "57362de4f0-0.wav"
+    assert landed.read_bytes() == b"RIFF-recording"
+    assert client.put(path, data=b"RIFF-other").status_code == 410   # single use
+    assert landed.read_bytes() == b"RIFF-recording"
+    assert not [p for p in landed.parent.iterdir() if p.name.startswith(".upload-")]
+
+
+def test_recording_and_prompt_tokens_do_not_stand_in_for_each_other(served):
+    settings, client = served
+    prompt = media.url_for(settings, "prompt.wav", "57362de4f0", once=False)
+    token = prompt.rsplit("/", 1)[1]
+    assert client.put(f"/engine-recordings/{token}", data=b"x").status_code == 404
+    upload = media.recording_url(settings, "57362de4f0", "57362de4f0-1.wav")
+    assert client.get(f"/engine-media/{upload.rsplit('/', 1)[1]}").status_code == 404
+    with pytest.raises(ValueError):
+        media.recording_url(settings, "57362de4f0", "../../etc/passwd.wav")
+    assert not media.recordings_dir(settings).exists() or not any(
+        media.recordings_dir(settings).iterdir())
+
+
 def test_altered_foreign_and_expired_tokens_are_not_found(served, monkeypatch, tmp_path):
     settings, client = served
     url = media.url_for(settings, "prompt.wav", "57362de4f0", once=False)

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import wave
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -91,7 +92,18 @@ def _cdr(base: str, request_id: str, timeout: float = 60) -> dict:
 
 
 def test_click2call_with_recording_then_modify_call_hangup(platform):
-    base, data = platform
+    _click2call_recorded(*platform)
+
+
+def test_a_node_without_our_folders_uploads_its_recording(http_platform):
+    base, data = http_platform
+    _click2call_recorded(base, data)
+    log = (data / "run.log").read_text(errors="replace")
+    assert log.count("recording received from a node") == 1
+
+
+def _click2call_recorded(base: str, data: Path) -> None:
+    """click2call with recording, hung up by modify_call; the stereo recording stored."""
     request_id = _api(base, "click2call", {
         "agent_number": "919900000101", "caller_id": "15168148111",
         "destination_number": "919900000102", "recording_option": "on",
@@ -105,6 +117,7 @@ def test_click2call_with_recording_then_modify_call_hangup(platform):
     legs = wait_for(bridged, 60, "both legs bridged", 0.5)
     assert all(leg["channel"].startswith("FS/") for leg in legs)
     customer = next(leg for leg in legs if leg["role"] == "customer")
+    time.sleep(2)   # two seconds of the bridged call recorded
     answer = _api(base, "modify_call", {"channel": customer["channel"], "modify_type": "2"})
     assert answer["success"] == "true"
     cdr = _cdr(base, request_id)
@@ -112,10 +125,13 @@ def test_click2call_with_recording_then_modify_call_hangup(platform):
         "ANSWER", "ANSWERED", "click2call")
     recording = requests.get(f"{base}/api/recording", params={"request_id": request_id},
                              headers={"account": "account_1", "auth": SECRET}, timeout=10)
-    path = data / "call.wav"
+    path = data / f"call-{request_id}.wav"
     path.write_bytes(recording.content)
     with wave.open(str(path)) as wav:
         assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+        assert wav.getnframes() > 8000   # the seconds the call was bridged
+    # Stored, so no copy is kept where the node wrote (or uploaded) it.
+    assert not list((data / "engine-recordings").glob("*.wav"))
 
 
 def _otp_played_twice(base: str, otp: str) -> None:

@@ -70,6 +70,23 @@ def test_an_existing_calls_folder_is_made_private(tmp_path, r, box):
     assert _mode(_played(media, ready)) == 0o600
 
 
+def test_with_a_media_group_a_secret_prompt_is_that_group_s_and_no_one_else_s(
+        tmp_path, r, box, wide_umask):
+    import grp
+
+    group = next(g for g in grp.getgrall() if g.gr_gid != os.getgid())   # not ours already
+    media = tmp_path / "media"
+    ready, pending = jobs.prepare_speech(_otp_plan(box), media, box, group=group.gr_name)
+    jobs.render_pending(ready, pending, "espeak", r)
+    prompt = _played(media, ready)
+    assert audio.is_audio_wav(prompt)
+    assert (_mode(prompt.parent), prompt.parent.stat().st_gid) == (0o2750, group.gr_gid)
+    assert (_mode(prompt), prompt.stat().st_gid) == (0o640, group.gr_gid)
+    # A numeric gid names the same group; a folder left 0700 before is opened to it.
+    again, _ = jobs.prepare_speech(_otp_plan(box), media, box, group=str(group.gr_gid))
+    assert _mode(_played(media, again).parent) == 0o2750
+
+
 def test_shared_prompt_stays_readable_by_a_media_server(tmp_path, box, wide_umask):
     # Cached, secret-free speech (campaign prompts) is for any engine user to play.
     media = tmp_path / "media"
