@@ -200,8 +200,9 @@ def bare_run(folder: Path, prompt: Path, rate: float, seconds: int, seed: int) -
         times = sorted(at for user, _, at in invites(carrier_log / "invites.log") if user in wanted)
     finally:
         sandbox_carrier.stop(carrier)
-    return {**result, "wall_s": wall, "fs_cpu_s": fs_cpu,
-            "invite_rate": _rate(times)}
+    result = {**result, "wall_s": wall, "fs_cpu_s": fs_cpu, "invite_rate": _rate(times)}
+    print(f"bare loop at {rate:g}/s for {seconds} s: {json.dumps(result)}", flush=True)
+    return result
 
 
 def _rate(times: list[float]) -> float:
@@ -255,7 +256,7 @@ def platform_run(running: launcher.Running, db_url: str, recorded: str, rate: fl
     fs_pid = _fs_pid()
     meter = CpuMeter({**{name: proc.pid for name, proc in running.procs.items()},
                       "freeswitch": fs_pid})
-    campaign_id = create_campaign(base, "account_1", f"fs {rate:g}/s", list_id,
+    campaign_id = create_campaign(base, "account_1", f"fs {rate:g}/s {seed}", list_id,
                                   dynamic_announcement="0", recorded_filename=recorded,
                                   announcement_text="", repeat="1", max_retries="0",
                                   calls_per_minute=str(int(rate * 60)))
@@ -266,9 +267,11 @@ def platform_run(running: launcher.Running, db_url: str, recorded: str, rate: fl
     times = sorted(at for user, _, at in invites(running.carrier_log) if user in wanted)
     platform_cpu = sum(v for k, v in cpu.items() if k.endswith("_cpu_s")
                        and k not in ("carrier_cpu_s", "freeswitch_cpu_s", "others_cpu_s"))
-    return {"calls": count, "failed": count - succeeded, "outcomes": outcomes,
-            "status": final["campaign_status"], "invite_rate": _rate(times),
-            "platform_cpu_s": platform_cpu, "fs_cpu_s": cpu["freeswitch_cpu_s"], "cpu": cpu}
+    result = {"calls": count, "failed": count - succeeded, "outcomes": outcomes,
+              "status": final["campaign_status"], "invite_rate": _rate(times),
+              "platform_cpu_s": platform_cpu, "fs_cpu_s": cpu["freeswitch_cpu_s"], "cpu": cpu}
+    print(f"platform at {rate:g}/s for {seconds} s: {json.dumps(result)}", flush=True)
+    return result
 
 
 # -- modes -------------------------------------------------------------------------------------

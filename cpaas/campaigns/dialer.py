@@ -38,6 +38,7 @@ from cpaas.models import Campaign, CampaignAttempt, CampaignContact, CallRequest
 from cpaas.calls import service as calls
 from cpaas.platform import CAMPAIGN_QUEUE
 from cpaas.telephony.engine_client import EngineClient, EngineError, engine_client
+from cpaas.telephony.plans import Plan
 from cpaas.validation import utcnow
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,8 @@ class DialerTask:
               now: datetime, load: Load) -> bool:
         """Start the wanted attempts, one account after the other in turn, so accounts
         share the trunk's caps equally (and each account's cap holds across its
-        campaigns); True only when a batch limit left work that is due at once."""
+        campaigns), then commit them together (:meth:`_start`). False: what is left
+        waits for the next turn."""
         queues = {account: [(c, row) for c, rows in items for row in rows]
                   for account, items in wanted.items()}
         order = sorted(queues)
@@ -223,7 +225,8 @@ class DialerTask:
         # other turn always went to the same account).
         first = bisect.bisect_right(order, self.last_served)
         order = order[first:] + order[:first]
-        left_over = False
+        picked: dict[str, tuple[Campaign, list[CampaignContact]]] = {}
+        in_turn: list[tuple[str, int]] = []   # the order the accounts took turns in
         while order:
             for account in list(order):
                 if queues[account] and self._account_full(account, load):
@@ -242,11 +245,17 @@ class DialerTask:
                                   if self.trunk_bucket else "trunk limit reached")
                     # Not "more due at once": the trunk's tokens arrive at its rate and
                     # the next turn finds them; running again now would only spin.
-                    return left_over
+                    order = []
+                    break
                 campaign, row = queues[account].pop(0)
                 self.last_served = account
-                left_over |= self._start(campaign, row, now, load)
-        return left_over
+                if self._admit(campaign, row, now, load):
+                    picked.setdefault(campaign.id, (campaign, []))[1].append(row)
+                    in_turn.append((campaign.id, row.contact_id))
+        self._start(list(picked.values()), in_turn, now)
+        # Each campaign took at most its tokens and BATCH: what is left is the next
+        # turn's, never due at once.
+        return False
 
     def _trunk_allows(self, load: Load) -> bool:
         trunk = self.settings.trunk_max_calls
@@ -254,28 +263,37 @@ class DialerTask:
             return False
         return self.trunk_bucket is None or self.trunk_bucket.available() >= 1
 
-    def _start(self, campaign: Campaign, row: CampaignContact, now: datetime, load: Load) -> bool:
-        """Start one attempt (contact-local hours first); False (never more work)."""
+    def _admit(self, campaign: Campaign, row: CampaignContact, now: datetime, load: Load) -> bool:
+        """Whether the contact is dialed this turn (its own calling hours first); an
+        admitted one takes its tokens and counts in the load at once, so the turn's
+        caps and pacing hold before the attempts are committed together."""
         if campaign.contact_local_time:
             verdict = dial_check.verdict_for(campaign, row.number, now)
             if not verdict.allowed:
                 self._defer(campaign, row, verdict, now)
                 return False
-        plan = attempts.start(campaign, row, now, self.settings.ring_timeout)
-        if plan is None:
-            return False
         self.buckets[campaign.id].take()
         if self.trunk_bucket is not None:
             self.trunk_bucket.take()
         load.add(campaign.account_id)
+        return True
+
+    def _start(self, picked: list[tuple[Campaign, list[CampaignContact]]],
+               in_turn: list[tuple[str, int]], now: datetime) -> None:
+        """Commit the admitted attempts (a few statements per campaign, not per contact)
+        and queue their call jobs in one round trip, in the order they were taken."""
+        started: dict[tuple[str, int], Plan] = {}
+        for campaign, rows in picked:
+            plans = attempts.start_many(campaign, rows, now, self.settings.ring_timeout)
+            if plans:
+                self._say(campaign, "", "")
+            started.update(((campaign.id, cid), plan) for cid, plan in plans.items())
+        plans = [started[key] for key in in_turn if key in started]
         try:
-            calls.queue_plan(self.queue, plan)
+            calls.queue_plans(self.queue, plans)
         except redis.RedisError:
-            # Committed but not queued: the reconciler queues it once Redis is back.
-            log.warning("attempt not queued yet", extra={"request_id": plan.plan_id,
-                                                        "campaign_id": campaign.id})
-        self._say(campaign, "", "")
-        return False
+            # Committed but not queued: the reconciler queues them once Redis is back.
+            log.warning("attempts not queued yet", extra={"attempts": len(plans)})
 
     def _defer(self, campaign: Campaign, row: CampaignContact, verdict: hours.Verdict,
                now: datetime) -> None:
