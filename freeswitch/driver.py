@@ -204,6 +204,7 @@ class NodeDriver:
         """Until the connection drops: take work, advance the plans (every TICK while
         there are any, else asleep until work arrives or the next heartbeat is due)."""
         self.inbox.active.set()
+        beater = gevent.spawn(self._keep_beating, conn)
         try:
             while conn.connected and not self.stop.is_set():
                 now = time.monotonic()
@@ -226,7 +227,17 @@ class NodeDriver:
                 else:
                     gevent.sleep(0)
         finally:
+            beater.kill()
             self.inbox.active.clear()
+
+    def _keep_beating(self, conn: Connection) -> None:
+        """Beat on time even when a round of the loop is long: a round that sends many
+        commands waits for each reply, and under load the node answers slowly (its
+        heartbeat lapsing then would refuse new calls as if it were down)."""
+        while conn.connected and not self.stop.is_set():
+            if time.monotonic() - self._beat_at >= BEAT_EVERY:
+                self._beat()
+            gevent.sleep(BEAT_EVERY / 4)
 
     def _beat(self) -> None:
         self._beat_at, self._beat_plans = time.monotonic(), len(self.runners)
