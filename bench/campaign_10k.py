@@ -41,7 +41,8 @@ from bench._campaigns import (CALLER_ID, answering_numbers, create_campaign, det
                               headers, invites, load_list, pacing_report, started_at,
                               turns_report, wait_completed)
 from bench._common import CpuMeter, _tree, machine_notes, percentile, print_table, rss_mb, workdir  # noqa: E402
-from bench.calls import _paced, _wait_engine_ready  # noqa: E402
+from bench._common import paced  # noqa: E402
+from bench.calls import _wait_engine_ready  # noqa: E402
 from tests import launcher, servers  # noqa: E402
 from tests.sniff import InviteTimes  # noqa: E402
 
@@ -130,7 +131,7 @@ def baseline(running: launcher.Running, db_url: str, seconds: int) -> tuple[int,
                                "announce_template_id": tpl, "repeat": "3"})
         return r.json()["response"].get("request_id") if r.status_code == 200 else None
 
-    accepted = [rid for rid in _paced(20, 20 * seconds, send) if rid]
+    accepted = [rid for rid in paced(20, 20 * seconds, send) if rid]
     done = wait_cdrs(db_url, "campaign_id IS NULL", (), len(accepted), 120)
     cpu = meter.stop()
     print(f"baseline: {len(accepted)} OTP calls accepted, {done} CDRs")
