@@ -112,21 +112,26 @@ def start_many(campaign: Campaign, rows: list[CampaignContact], now: datetime,
     if not rows:
         return {}
     mark = "batch:" + secrets.token_hex(8)
+    keys = [row.contact_id for row in rows]
     try:
         with database.atomic():
-            CONTACT.move(CampaignContact.campaign_id == campaign.id, ContactState.DIALING,
+            # The contact ids alone let the primary key find the rows; the pairs then
+            # hold each one to the attempt count the turn saw.
+            CONTACT.move((CampaignContact.campaign_id == campaign.id)
+                         & CampaignContact.contact_id.in_(keys), ContactState.DIALING,
                          peewee.Tuple(CampaignContact.contact_id, CampaignContact.attempts).in_(
                              [(row.contact_id, row.attempts) for row in rows]),
                          attempts=CampaignContact.attempts + 1, updated_at=now,
                          reason_code=mark)
+            # By key (the batch's contacts), never by the mark alone: that would read
+            # every contact of the campaign.
+            batch = ((CampaignContact.campaign_id == campaign.id)
+                     & CampaignContact.contact_id.in_(keys) & (CampaignContact.reason_code == mark))
             moved_ids = {cid for (cid,) in CampaignContact.select(CampaignContact.contact_id)
-                         .where((CampaignContact.campaign_id == campaign.id)
-                                & (CampaignContact.reason_code == mark)).tuples()}
+                         .where(batch).tuples()}
             if not moved_ids:
                 return {}
-            CampaignContact.update(reason_code="").where(
-                (CampaignContact.campaign_id == campaign.id)
-                & (CampaignContact.reason_code == mark)).execute()
+            CampaignContact.update(reason_code="").where(batch).execute()
             moved = [(row, ids.request_id()) for row in rows if row.contact_id in moved_ids]
             CampaignAttempt.insert_many([dict(
                 id=attempt_id, account_id=campaign.account_id, campaign_id=campaign.id,
