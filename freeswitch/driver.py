@@ -32,6 +32,7 @@ from cpaas.config import Settings
 from cpaas.telephony.ending import EndedPlan
 from cpaas.telephony.engine_client import LegAction
 from cpaas.telephony.plans import Branch, Hangup, Plan
+from cpaas.telephony.recordings import engine_folder
 from freeswitch import commands, media
 from freeswitch.esl import Connection, Event
 from freeswitch.inbox import BLOCK_SECONDS, Inbox
@@ -71,7 +72,7 @@ class NodeDriver:
         self.by_job: dict[str, FsLeg] = {}
         self.conn: Connection | None = None
         self.media_root = str(settings.freeswitch_media_dir or settings.media_dir)
-        self.recording_dir = media.recordings_dir(settings)
+        self.recording_dir = engine_folder(settings.data_dir)
         _check_folders(self.media_root, str(self.recording_dir))
         self._adopted: list[FsPlanRunner] = []   # taken over, started once connected
         self._down_since: float | None = None

@@ -24,9 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +34,8 @@ from flask import Blueprint, Response, abort, request, send_file
 from cpaas.config import Settings
 from cpaas.platform import platform
 from cpaas.telephony import sealed
+from cpaas.telephony.audio import replace_atomically
+from cpaas.telephony.recordings import engine_folder
 from cpaas.telephony.plans import check_media_name, media_path
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,6 @@ def recording_url(settings: Settings, plan_id: str, name: str) -> str:
     return f"{(settings.freeswitch_media_url or '').rstrip('/')}/engine-recordings/{token}.wav"
 
 
-def recordings_dir(settings: Settings) -> Path:
-    """Where a plan's recordings land before the finisher uploads them (either engine)."""
-    return settings.data_dir.resolve() / "engine-recordings"
-
-
 def _open(settings: Settings, token: str, context: str) -> dict:
     if not _TOKEN_RE.fullmatch(token):
         raise ValueError("not a media token")
@@ -107,9 +102,10 @@ def _used_key(token: str) -> str:
     return USED_KEY.format(hashlib.sha256(token.encode()).hexdigest()[:32])
 
 
-def first_use(r: redis.Redis, token: str) -> bool:
-    """Mark a single-use token used; False when it was already."""
-    return bool(r.set(_used_key(token), "1", nx=True, ex=TTL))
+def first_use(r: redis.Redis, token: str, ttl: int = TTL) -> bool:
+    """Mark a single-use token used (for ``ttl``, as long as the token is good); False
+    when it was already."""
+    return bool(r.set(_used_key(token), "1", nx=True, ex=ttl))
 
 
 @bp.get("/engine-media/<token>.wav")
@@ -151,22 +147,19 @@ def receive_recording(token: str) -> Response:
     # mod_httapi PUTs chunked (no Content-Length): the server ends the stream, and this
     # cap, not the app's upload cap, bounds it.
     request.max_content_length = MAX_RECORDING_BYTES
-    if not first_use(platform().redis, token):
+    if not first_use(platform().redis, token, RECORDING_TTL):
         log.warning("recording URL used again", extra={"plan_id": grant["p"]})
         abort(410)
-    folder = recordings_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    # Written aside and renamed, so the finisher never reads half a file.
-    fd, part = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=folder)
     size = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
+
+    def write(tmp: Path) -> None:
+        nonlocal size
+        with open(tmp, "wb") as out:
             while chunk := request.stream.read(1 << 16):
                 size += len(chunk)
                 out.write(chunk)
-        os.replace(part, folder / grant["n"])
-    finally:
-        if os.path.exists(part):
-            os.unlink(part)
+
+    # Written aside and renamed, so the finisher never reads half a file.
+    replace_atomically(engine_folder(settings.data_dir) / grant["n"], write)
     log.info("recording received from a node", extra={"plan_id": grant["p"], "bytes": size})
     return Response(status=201)

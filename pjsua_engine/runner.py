@@ -24,7 +24,7 @@ from cpaas.telephony.events import LegAnswered, LegDtmf, LegHangup, LegRinging
 from cpaas.telephony.outcomes import LegEnd, dial_status
 from cpaas.telephony.plans import (Branch, Bridge, Dial, Gather, Hangup, Play, Plan, Record,
                                    media_path)
-from cpaas.telephony.recordings import RecordingFiles
+from cpaas.telephony.recordings import RecordingFiles, engine_folder
 from pjsua_engine.actions import LegActions
 from pjsua_engine.links import RECORDER, AudioLinks
 from pjsua_engine.model import Leg, Running, Task, Wait
@@ -409,7 +409,7 @@ class PlanRunner(LegActions):
     def _start_recording(self, key: str, left: Leg | None, right: Leg | None) -> None:
         """One recorder per side, each fed with that leg's received audio."""
         if self._tmpdir is None:
-            base = self.ctx.settings.data_dir.resolve() / "engine-recordings"
+            base = engine_folder(self.ctx.settings.data_dir)
             base.mkdir(parents=True, exist_ok=True)
             self._tmpdir = tempfile.mkdtemp(prefix=f"{self.plan.plan_id}-", dir=base)
         index = len(self.recordings)

@@ -13,6 +13,7 @@ import time
 import wave
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cpaas.telephony.audio import riff_size
 
@@ -26,6 +27,12 @@ class RecordingFiles:
 
     key: str
     paths: list[str] = field(default_factory=list)
+
+
+def engine_folder(data_dir: Path) -> Path:
+    """Where an engine's recordings land before the finisher uploads them (both engines;
+    a FreeSWITCH node writes or uploads them there)."""
+    return data_dir.resolve() / "engine-recordings"
 
 
 def wav_complete(path: str) -> bool:

@@ -7,6 +7,7 @@ import io
 import os
 
 from cpaas.app import create_app
+from cpaas.telephony.recordings import engine_folder
 from freeswitch import media
 
 BASE = "http://127.0.0.1:18080"
@@ -22,7 +23,7 @@ def test_a_chunked_recording_larger_than_a_json_body_lands_whole(app, settings):
     url = media.recording_url(settings, "57362de4f0", "57362de4f0-0.wav")
     answer = client.put(url[len(BASE):], input_stream=io.BytesIO(body), **CHUNKED)
     assert answer.status_code == 201
-    assert (media.recordings_dir(settings) / "57362de4f0-0.wav").read_bytes() == body
+    assert (engine_folder(settings.data_dir) / "57362de4f0-0.wav").read_bytes() == body
     again = client.put(url[len(BASE):], input_stream=io.BytesIO(b"RIFF"), **CHUNKED)
     assert again.status_code == 410
 
@@ -32,4 +33,4 @@ def test_the_upload_route_exists_only_for_nodes_over_http(app, settings):
                               "57362de4f0", "57362de4f0-1.wav")
     answer = app.test_client().put(url[len(BASE):], data=b"RIFF")
     assert answer.status_code == 404
-    assert not (media.recordings_dir(settings) / "57362de4f0-1.wav").exists()
+    assert not (engine_folder(settings.data_dir) / "57362de4f0-1.wav").exists()

@@ -12,6 +12,7 @@ from cpaas.config import Settings
 from cpaas.platform import Platform
 from cpaas.telephony.events import parse
 from cpaas.telephony.plans import Dial, Hangup, Play, Plan
+from cpaas.telephony.recordings import engine_folder
 from freeswitch import media
 from tests.freeswitch.conftest import make_rig
 
@@ -54,15 +55,17 @@ def test_a_cached_prompt_url_serves_every_fetch(served):
     assert answers[0].headers["Cache-Control"].startswith("private, max-age=")
 
 
-def test_a_node_uploads_a_recording_once_to_its_url(served):
+def test_a_node_uploads_a_recording_once_to_its_url(served, fs_redis):
     settings, client = served
     url = media.recording_url(settings, "57362de4f0", "57362de4f0-0.wav")
     path = url[len(BASE):]
     assert path.startswith("/engine-recordings/") and "57362de4f0" not in path
     assert client.put(path, data=b"RIFF-recording").status_code == 201
-    landed = media.recordings_dir(settings) / "57362de4f0-0.wav"
+    landed = engine_folder(settings.data_dir) / "57362de4f0-0.wav"
     assert landed.read_bytes() == b"RIFF-recording"
     assert client.put(path, data=b"RIFF-other").status_code == 410   # single use
+    # ...for as long as the token is good, not only for a prompt token's hour
+    assert fs_redis.ttl(media._used_key(path.rsplit("/", 1)[1][:-4])) > media.TTL
     assert landed.read_bytes() == b"RIFF-recording"
     assert not [p for p in landed.parent.iterdir() if p.name.startswith(".upload-")]
 
@@ -76,8 +79,8 @@ def test_recording_and_prompt_tokens_do_not_stand_in_for_each_other(served):
     assert client.get(f"/engine-media/{upload.rsplit('/', 1)[1]}").status_code == 404
     with pytest.raises(ValueError):
         media.recording_url(settings, "57362de4f0", "../../etc/passwd.wav")
-    assert not media.recordings_dir(settings).exists() or not any(
-        media.recordings_dir(settings).iterdir())
+    assert not engine_folder(settings.data_dir).exists() or not any(
+        engine_folder(settings.data_dir).iterdir())
 
 
 def test_altered_foreign_and_expired_tokens_are_not_found(served, monkeypatch, tmp_path):
