@@ -177,6 +177,17 @@ def exists(leg_uuid: str) -> str:
     return f"api uuid_exists {_uuid(leg_uuid)}"
 
 
+def show_channels() -> str:
+    """Every channel the node has (JSON rows; written to its core db a moment after a
+    channel appears, so a fresh one may be missing)."""
+    return "api show channels as json"
+
+
+def getvar(leg_uuid: str, name: str) -> str:
+    """One channel variable's value (``_undef_`` when unset)."""
+    return f"api uuid_getvar {_uuid(leg_uuid)} {_check(name, VAR_NAME_RE, 'variable name')}"
+
+
 def subscribe() -> str:
     """The listener's subscription."""
     return "events plain " + " ".join(EVENTS)

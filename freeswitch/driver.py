@@ -9,7 +9,8 @@ embedded engine, so the same CDRs come out.
 
 Restarts: a lost connection is replaced by a new :class:`~freeswitch.esl.Connection`
 with backoff. After every connect the driver reconciles each leg it believes live with
-``uuid_exists``; one that is gone is closed (no CDR left open). A driver that starts
+``uuid_exists``; one that is gone is closed (no CDR left open); and a channel of ours
+in ``show channels`` that no plan holds is hung up (nothing runs on unseen). A driver that starts
 (the process was restarted) adopts the plans its predecessor left in the snapshot hash:
 an established call (every leg answered, nothing left to do but talk) is followed to
 its hangup; anything else is hung up, so no plan is left half-run.
@@ -318,20 +319,55 @@ class NodeDriver:
 
     # ------------------------------------------------------------ restarts
     def _reconcile(self) -> None:
-        """Close every leg we believed live that the node no longer has."""
+        """Close every leg we believed live that the node no longer has, then hang up
+        the node's channels of ours that no plan holds."""
         for runner in list(self.runners):
             for leg in runner.all_legs:
                 if not leg.live:
                     continue
-                conn = self.conn
-                try:
-                    reply = conn.command(commands.exists(leg.uuid)) if conn else None
-                except (TimeoutError, NotConnectedError, OSError):
+                reply = self._api(commands.exists(leg.uuid))
+                if reply is None:
                     return
-                if reply is not None and reply.data.strip() == "false":
+                if reply.strip() == "false":
                     log.warning("leg gone while we were away", extra={
                         "plan_id": runner.plan.plan_id, "channel": leg.channel})
                     runner.leg_lost(leg)
+        self._hang_up_strays()
+
+    def _hang_up_strays(self) -> None:
+        """A channel that carries this node's ``cpaas_node`` but belongs to no plan we
+        hold (its plan's snapshot was lost with Redis, or we closed a leg the node still
+        had) would run on with nobody to end it or write its CDR: hang it up. Channels
+        of other nodes' drivers or of anything else on the node are left alone."""
+        listing = self._api(commands.show_channels())
+        if listing is None:
+            return
+        try:
+            rows = json.loads(listing).get("rows") or []
+        except (ValueError, AttributeError):
+            log.warning("channel list unreadable", extra={"node": self.node.name})
+            return
+        for row in rows:
+            uuid = row.get("uuid") if isinstance(row, dict) else None
+            if not isinstance(uuid, str) or not commands.UUID_RE.fullmatch(uuid) \
+                    or uuid in self.by_uuid:
+                continue
+            if (self._api(commands.getvar(uuid, "cpaas_node")) or "").strip() != self.node.name:
+                continue
+            plan_id = (self._api(commands.getvar(uuid, "cpaas_plan")) or "").strip()
+            log.warning("stray channel hung up", extra={"node": self.node.name,
+                                                        "plan_id": plan_id, "channel": uuid})
+            self.send(commands.kill(uuid, "NORMAL_CLEARING"))
+
+    def _api(self, line: str) -> str | None:
+        """One ``api`` command's answer; None when the connection failed under it."""
+        conn = self.conn
+        if conn is None:
+            return None
+        try:
+            return conn.command(line).data
+        except (TimeoutError, NotConnectedError, OSError):
+            return None
 
     def _adopt_snapshots(self) -> None:
         """Take over the plans a previous driver of this node left."""

@@ -9,7 +9,9 @@ import pytest
 from cpaas.telephony.engine_client import EngineError
 from cpaas.telephony.events import parse
 from cpaas.telephony.plans import Dial, Plan
+from pjsua_engine import keys
 from freeswitch import driver
+from freeswitch.nodes import parse_nodes
 from tests.freeswitch.conftest import make_rig
 from tests.freeswitch.esl_double import Fate
 from tests.freeswitch.test_engine import CALLER, CUSTOMER, _answered, _c2c_up, _commands
@@ -153,3 +155,35 @@ def test_plans_waiting_for_a_node_that_went_down(two):
     assert {f"7e7e7e7e{i:02d}" for i in range(3)} <= two.client.held_plans()
     two.start_listener()
     wait_for(lambda: two.client.waiting() == 0, 10, "plans taken")
+
+
+def test_channels_of_ours_that_no_plan_holds_are_hung_up_on_reconnect(rig):
+    rig.nodes_up(1)
+    agent, customer = _c2c_up(rig, "8e8e8e8e8e")
+    rig.stop_listener()
+    # Redis lost the plan's snapshot while nobody listened: no driver holds the call now.
+    rig.r.delete(keys.worker_plans(parse_nodes(rig.double.address)[0].owner))
+    foreign = rig.double.add_channel("919900000071")   # not ours: no cpaas_* variables
+    elsewhere = rig.double.add_channel("919900000072", cpaas_node="10.0.0.9:8021",
+                                       cpaas_plan="9f9f9f9f9f")   # another node's driver
+    rig.start_listener()
+    rig.nodes_up(1)
+    wait_for(lambda: agent.ended and customer.ended, 10, "strays hung up")
+    assert "api show channels as json" in rig.double.commands
+    assert sorted(_commands(rig, "uuid_kill")) == sorted(
+        f"bgapi uuid_kill {leg.uuid} NORMAL_CLEARING" for leg in (agent, customer))
+    assert not foreign.ended and not elsewhere.ended
+
+
+def test_a_call_the_driver_holds_is_not_taken_for_a_stray(rig):
+    rig.nodes_up(1)
+    _c2c_up(rig, "8f8f8f8f8f")
+    rig.stop_listener()
+    rig.start_listener()
+    rig.nodes_up(1)
+    wait_for(lambda: "api show channels as json" in rig.double.commands, 10, "listing")
+    rig.double.hangup(rig.double.channel("8f8f8f8f8f", "customer").uuid)
+    _ended_once(rig, "8f8f8f8f8f")
+    # Only the plan's own end hung the agent up; nothing was killed as a stray.
+    assert len(_commands(rig, "uuid_kill")) == 1
+    assert not _commands(rig, "uuid_getvar")
