@@ -73,6 +73,11 @@ def _make_run(data, port: int, extra: dict[str, str]):
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
         log.close()
+        if env.get("CPAAS_SANDBOX_CARRIER") == "1":
+            # `make` is gone before its carrier: the next module must not take this one
+            # (its hold time and DTMF timing are make run's) for a carrier of its own.
+            wait_for(lambda: not sandbox_carrier.probe("127.0.0.1", 5070, timeout=0.2),
+                     30, "make run's sandbox carrier stopped")
 
 
 def _api(base: str, path: str, body: dict | None = None) -> dict:
