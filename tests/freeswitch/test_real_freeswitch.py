@@ -159,6 +159,30 @@ def test_listener_restart_mid_call(real):
     assert [e.type for e in real.events.of(plan.plan_id)].count("plan.ended") == 1
 
 
+def test_channels_no_plan_holds_are_hung_up_on_reconnect(real):
+    from freeswitch import commands
+    from freeswitch.esl import Connection
+    from freeswitch.legs import uuid_of
+    from freeswitch.nodes import parse_nodes
+    from pjsua_engine import keys
+
+    node = parse_nodes(os.environ["FREESWITCH_ESL"])[0]
+    agent, customer = _c2c(real, "c0ffee000b")
+    real.stop_listener()
+    real.r.delete(keys.worker_plans(node.owner))   # the plan's snapshot lost with Redis
+    real.start_listener()
+    wait_for(lambda: real.client.health()["engine"] == "ok", 15, "node up again")
+    conn = Connection(node.host, node.port, os.environ["FREESWITCH_ESL_PASSWORD"], timeout=3)
+    conn.connect()
+    try:
+        def gone() -> bool:
+            return all(conn.command(commands.exists(uuid_of(c.channel))).data.strip()
+                       == "false" for c in (agent, customer))
+        wait_for(gone, 15, "both stray legs hung up by the new driver")
+    finally:
+        conn.close()
+
+
 def _c2c(real, plan_id: str):
     plan = click2call(plan_id, "ACalpha", "919900000001", "919900000002", CALLER, "none",
                       None, ring_timeout=10)
