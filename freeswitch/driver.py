@@ -10,10 +10,10 @@ embedded engine, so the same CDRs come out.
 Restarts: a lost connection is replaced by a new :class:`~freeswitch.esl.Connection`
 with backoff. After every connect the driver reconciles each leg it believes live with
 ``uuid_exists``; one that is gone is closed (no CDR left open); and a channel of ours
-in ``show channels`` that no plan holds is hung up (nothing runs on unseen). A driver that starts
-(the process was restarted) adopts the plans its predecessor left in the snapshot hash:
-an established call (every leg answered, nothing left to do but talk) is followed to
-its hangup; anything else is hung up, so no plan is left half-run.
+in ``show channels`` that no plan holds is hung up (nothing runs on unseen). A driver
+that starts (the process was restarted) adopts the plans its predecessor left in the
+snapshot hash: an established call (every leg answered, nothing left to do but talk) is
+followed to its hangup; anything else is hung up, so no plan is left half-run.
 """
 from __future__ import annotations
 
