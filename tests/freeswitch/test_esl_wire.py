@@ -145,3 +145,16 @@ def test_nothing_listening_fails_fast():
 
     with pytest.raises(OSError):
         _in_thread(session)
+
+
+def test_every_way_of_reading_an_event_s_headers_decodes_them():
+    event = parse_event_plain(read_frame(io.BytesIO(event_frame(FORGING))).body)
+    assert event.headers["variable_cpaas_note"] == "x\nHangup-Cause: FORGED"
+    assert dict(event.headers) == FORGING   # items() decodes too
+    assert "Hangup-Cause: FORGED" not in list(event.headers)
+
+
+def test_a_header_without_a_space_after_its_colon_and_a_line_that_is_no_header():
+    assert parse_event_plain(b"Event-Name:DTMF\nDTMF-Digit: 7\n\n").get("Event-Name") == "DTMF"
+    with pytest.raises(ProtocolError):
+        parse_event_plain(b"Event-Name: DTMF\nnot a header\n\n")
