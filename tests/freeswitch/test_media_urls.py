@@ -67,7 +67,8 @@ def test_a_node_uploads_a_recording_once_to_its_url(served, fs_redis):
     # ...for as long as the token is good, not only for a prompt token's hour
     assert fs_redis.ttl(media._used_key(path.rsplit("/", 1)[1][:-4])) > media.TTL
     assert landed.read_bytes() == b"RIFF-recording"
-    assert not [p for p in landed.parent.iterdir() if p.name.startswith(".upload-")]
+    # No temporary left beside it (audio.replace_atomically writes hidden ".<stem>.*").
+    assert [p.name for p in landed.parent.iterdir()] == ["57362de4f0-0.wav"]
 
 
 def test_recording_and_prompt_tokens_do_not_stand_in_for_each_other(served):
