@@ -78,6 +78,12 @@ def set_secret(name: str, secret: str | None = None) -> str:
     return secret
 
 
+def forget_cached() -> None:
+    """Drop every cached account: the process is now bound to another database, where
+    the same names have other ids."""
+    _cache.clear()
+
+
 def verify(name: str, secret: str) -> AuthRecord | None:
     """The account when ``secret`` is its secret, else None."""
     now = time.monotonic()

@@ -10,7 +10,7 @@ import redis
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from cpaas import auth, config, db, logs
+from cpaas import accounts, auth, config, db, logs
 from cpaas.envelope import ApiError, failure
 from cpaas.platform import Platform
 from cpaas.redis_conn import get_redis
@@ -34,6 +34,9 @@ def create_app(settings: config.Settings | None = None) -> Flask:
     # Multipart uploads may be large; JSON bodies get their own, smaller cap below.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * 1024 * 1024 + 64 * 1024
     database = db.init(settings.effective_database_url)
+    # Another app of this process (the tests build many) may have cached account ids of
+    # another database: a request would then run as an id this database lacks.
+    accounts.forget_cached()
     redis_client = get_redis(settings.effective_redis_url)
     app.extensions["cpaas"] = Platform(
         settings=settings, redis=redis_client,

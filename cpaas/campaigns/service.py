@@ -37,12 +37,20 @@ def _insert_list(model: type[peewee.Model], new_id: str, account_id: str, name: 
     database.execute_sql(sql, [new_id, account_id, name, model.created_at.db_value(utcnow())])
 
 
+def _name_taken(model: type[peewee.Model], account_id: str, name: str) -> bool:
+    """Whether the account has a ``model`` row of that name: what tells a unique violation
+    on the name (the user's 409) from any other one (a foreign key: our fault, not theirs)."""
+    return model.select().where((model.account_id == account_id) & (model.name == name)).exists()
+
+
 def create_list(account_id: str, name: str) -> str:
     """Create a contact list; 409 when the account already has one of that name."""
     try:
         return ids.insert_new(ContactList, ids.list_id,
                               lambda new_id: _insert_list(ContactList, new_id, account_id, name))
     except peewee.IntegrityError:
+        if not _name_taken(ContactList, account_id, name):
+            raise
         raise Conflict("list_name", "a list with this list_name already exists") from None
 
 
@@ -52,6 +60,8 @@ def create_dnd_list(account_id: str, name: str) -> str:
         return ids.insert_new(DndList, ids.dnd_list_id,
                               lambda new_id: _insert_list(DndList, new_id, account_id, name))
     except peewee.IntegrityError:
+        if not _name_taken(DndList, account_id, name):
+            raise
         raise Conflict("dnd_list_name", "a DND list with this dnd_list_name already exists") from None
 
 
@@ -218,6 +228,8 @@ def create_campaign(account_id: str, account_name: str, storage: Storage, data: 
     try:
         return ids.insert_new(Campaign, ids.campaign_id, insert)
     except peewee.IntegrityError:
+        if not _name_taken(Campaign, account_id, data["campaign_name"]):
+            raise
         raise Conflict("campaign_name", "a campaign with this campaign_name already exists") from None
 
 

@@ -40,7 +40,6 @@ def app(settings):
     with database.atomic():
         for model in reversed(ALL_MODELS):
             model.delete().execute()
-    accounts._cache.clear()
     accounts.seed(settings.data_dir, SECRETS, settings.admin_password)
     database.close()
     redis_lib.Redis.from_url(settings.redis_url).flushdb()

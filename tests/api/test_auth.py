@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import peewee
 import pytest
 
-from cpaas import accounts, app as app_module
+from cpaas import accounts, app as app_module, config, db
+from cpaas.campaigns import service
 from cpaas.db import database
-from cpaas.models import Account
+from cpaas.models import Account, ContactList
 from tests.api.conftest import SECRETS, body
 from tests.api.helpers import all_routes, error_body, ok_body
 
@@ -220,3 +222,33 @@ def test_forwarded_for_is_ignored_when_no_proxy_is_trusted(app, settings):
     client = _limited_app(settings, 2).test_client()
     statuses = [_via(client, BAD_1, f"10.9.9.{i}").status_code for i in range(5)]
     assert statuses == [401, 401, 401, 429, 429]
+
+
+
+def test_an_app_on_another_database_never_acts_as_an_id_cached_from_the_first(
+        api, tmp_path, redis_url):
+    """The auth cache is per process; a second app bound to another database (as the
+    end-to-end tests build) must not run requests as the first one's account ids, which
+    the new database lacks (a foreign key then refused the insert)."""
+    ok_body(api.post("/api/create_campaign_list", {"list_name": "first"}))   # caches account_1
+    settings = config.Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/b.db",
+                               redis_url=redis_url, storage_url=str(tmp_path / "bucket"),
+                               auth_fail_limit=1000, admin_password="operator-pass")
+    second_db = db.init(settings.database_url)
+    db.create_schema(second_db)
+    with second_db.connection_context():
+        accounts.seed(tmp_path, SECRETS, settings.admin_password)
+        second_id = Account.get(Account.name == "account_1").id
+    second = app_module.create_app(settings).test_client()
+    created = ok_body(second.post("/api/create_campaign_list", json={"list_name": "first"},
+                                  headers={"account": "account_1", "auth": SECRETS["account_1"]}))
+    with second_db.connection_context():
+        assert ContactList.get(ContactList.id == created["list_id"]).account_id == second_id
+
+
+def test_a_foreign_key_refusal_is_not_answered_as_a_taken_name(app):
+    """Only a name the account really holds is a 409; any other refusal of the insert
+    (here an account that does not exist) is the server's fault, not the caller's."""
+    with database.connection_context():
+        with pytest.raises(peewee.IntegrityError):
+            service.create_list("ACnoSuchAcct", "orphan")
