@@ -15,7 +15,7 @@ import secrets
 import redis
 
 from cpaas.config import Settings, load
-from cpaas.telephony import live
+from cpaas.telephony import handoff, live
 from cpaas.telephony.engine_client import (EngineClient, EngineError, LegAction, LegNotFound,
                                            request_action)
 from cpaas.telephony.plans import Plan
@@ -65,7 +65,7 @@ class FreeSwitchClient(EngineClient):
         if not load:
             raise EngineError("no FreeSWITCH node is up")
         node = min(load, key=lambda n: (load[n], secrets.randbelow(1 << 16)))
-        self.r.rpush(node.plans_key, plan.to_json())
+        handoff.push(self.r, node.plans_key, plan.plan_id, plan.to_json())
         log.info("plan queued", extra={"plan_id": plan.plan_id, "node": node.name})
 
     def act(self, channel: str, action: LegAction, timeout: float = 5.0) -> None:

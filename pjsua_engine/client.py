@@ -13,7 +13,7 @@ import re
 import redis
 
 from cpaas.config import Settings, load
-from cpaas.telephony import live
+from cpaas.telephony import handoff, live
 from cpaas.telephony.engine_client import (EngineClient, EngineError, LegAction, LegNotFound,
                                            request_action)
 from cpaas.telephony.plans import EXTENSION_RE, NUMBER_RE, SAFE_TOKEN_RE, Plan
@@ -59,7 +59,7 @@ class EmbeddedClient(EngineClient):
             raise EngineError(f"max_legs must be 1..{keys.MAX_CALLS_PER_WORKER}")
         if len(plan.legs()) > plan.max_legs:
             raise EngineError("plan dials more legs than max_legs")
-        self.r.rpush(keys.plan_queue(plan.max_legs), plan.to_json())
+        handoff.push(self.r, keys.plan_queue(plan.max_legs), plan.plan_id, plan.to_json())
 
     def act(self, channel: str, action: LegAction, timeout: float = 5.0) -> None:
         """Send ``action`` to the worker holding ``channel`` and wait for its answer."""

@@ -17,7 +17,7 @@ import redis
 from cpaas import config, logs
 from cpaas.calls import claim, line
 from cpaas.redis_conn import get_redis
-from cpaas.telephony import causes, ephemeral, espeak, events, sealed, tts
+from cpaas.telephony import causes, ephemeral, espeak, events, handoff, sealed, tts
 from cpaas.telephony.engine_client import EngineClient, engine_client
 from cpaas.telephony.plans import Play, Plan, Say, media_path
 
@@ -156,6 +156,11 @@ def place_call(plan_json: str, from_line: bool = False) -> None:
                                         settings.tts, group)
         engine.originate(ready)
         log.info("plan handed to engine", extra={"kind": plan.kind, "engine": engine.name})
+    except handoff.Revoked:
+        # Too slow: the sweeper took this job for dead and settled the request.
+        log.warning("plan revoked by the sweeper before its handoff; not dialed",
+                    extra={"kind": plan.kind})
+        return
     except Exception as err:  # noqa: BLE001 - reported as a failed call, never re-raised
         log.error("call could not be placed: %s", type(err).__name__)
         events.publish(get_redis(config.load().effective_redis_url), events.PlanEnded(

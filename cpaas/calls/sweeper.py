@@ -8,6 +8,11 @@ a ``plan.ended`` event on the event stream with cause ``swept: <why>``, so the e
 consumer writes its one CDR (``CHANUNAVAIL``) as it writes every other. A swept request
 is ``done``, so a job that turns up later never dials it (:mod:`cpaas.calls.claim`).
 
+A request ``dialing`` that no engine holds is either one whose job died before handing
+its plan over (``never handed``: nothing was dialed) or one an engine lost (``not
+dialed``: its INVITE may have left); the handoff's marker tells which
+(:mod:`cpaas.telephony.handoff`).
+
 A request is swept only after it looked abandoned for ``sweep_grace`` seconds on
 consecutive passes and the consumer has read every event written meanwhile, so the
 instants between two steps of a healthy call (a job between its dequeue and its claim,
@@ -39,7 +44,7 @@ from cpaas.db import database
 from cpaas.lease import Lease
 from cpaas.models import CallRequest
 from cpaas.platform import CALLS_QUEUE, CAMPAIGN_QUEUE
-from cpaas.telephony import causes, events, live
+from cpaas.telephony import causes, events, handoff, live
 from cpaas.telephony.engine_client import EngineClient, EngineError, engine_client
 from cpaas.validation import utcnow
 
@@ -65,6 +70,9 @@ class Evidence:
 def gather(r: redis.Redis, engine: EngineClient | None) -> Evidence:
     """Read everything a pass needs from Redis and the engine (None: no engine can run)."""
     ev = Evidence()
+    # Started (or restarted after a loss of data) here, at once, rather than at the
+    # first revoke: a request created before it can never be judged by its marker.
+    handoff.epoch(r)
     ev.queued_jobs = (set(Queue(CALLS_QUEUE, connection=r).get_job_ids())
                       | set(Queue(CAMPAIGN_QUEUE, connection=r).get_job_ids())
                       | line.waiting_ids(r))
@@ -152,6 +160,11 @@ class Sweeper:
         return swept
 
     def _settle(self, request: CallRequest, why: str) -> None:
+        if why == causes.NOT_DIALED and \
+                handoff.revoke(self.r, request.id, request.created_at) == "revoked":
+            # Its job died between the claim and the handoff: nothing was dialed (a
+            # campaign dials the contact again), and now nothing will be.
+            why = causes.NEVER_HANDED
         ended = events.PlanEnded(plan_id=request.id, account_id=request.account_id,
                                  cause=causes.swept(why))
         events.publish(self.r, ended)

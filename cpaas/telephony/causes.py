@@ -13,6 +13,7 @@ _SWEPT = "swept: "
 #: Why the sweeper settles a request (:func:`cpaas.calls.sweeper.abandoned`).
 JOB_LOST = "job lost"          # queued, and its job is in no queue: never dialed
 NOT_DIALED = "not dialed"      # claimed for dialing, and no engine holds it
+NEVER_HANDED = "never handed"  # claimed, and its job died before handing it to an engine
 NO_LIVE_LEG = "no live leg"    # was live, and no leg is left in the live registry
 #: A campaign contact on the campaign's DND list at the moment it was to be dialed: the
 #: plan ends before any INVITE, and the CDR says ``DND``.
@@ -46,4 +47,5 @@ def is_declined(cause: str) -> bool:
 def never_left(cause: str) -> bool:
     """Whether a plan that ended with ``cause`` surely sent no INVITE: it was never queued,
     never handed to an engine, or its job was lost before it ran."""
-    return cause in (NOT_QUEUED, swept(JOB_LOST)) or cause.startswith(_NOT_PLACED)
+    return cause in (NOT_QUEUED, swept(JOB_LOST), swept(NEVER_HANDED)) or \
+        cause.startswith(_NOT_PLACED)

@@ -78,7 +78,10 @@ class EngineClient(abc.ABC):
 
     @abc.abstractmethod
     def originate(self, plan: Plan) -> None:
-        """Start executing ``plan``; progress is reported as engine events."""
+        """Start executing ``plan``; progress is reported as engine events.
+
+        The plan reaches the engine through :func:`cpaas.telephony.handoff.push`, so a
+        plan the sweeper revoked is never dialed (:class:`~cpaas.telephony.handoff.Revoked`)."""
 
     @abc.abstractmethod
     def act(self, channel: str, action: LegAction, timeout: float = 5.0) -> None:

@@ -8,7 +8,8 @@ from cpaas.telephony import causes
 
 
 @pytest.mark.parametrize("cause", [causes.NOT_QUEUED, causes.not_placed("ValueError"),
-                                   causes.swept(causes.JOB_LOST)])
+                                   causes.swept(causes.JOB_LOST),
+                                   causes.swept(causes.NEVER_HANDED)])
 def test_causes_of_a_call_that_never_left(cause):
     assert causes.never_left(cause)
 
@@ -22,5 +23,6 @@ def test_causes_of_a_call_that_may_have_rung(cause):
 
 def test_the_words_stay_those_the_cdrs_already_hold():
     # CDRs written by earlier releases carry these texts; a reader must still know them.
-    assert (causes.NOT_QUEUED, causes.not_placed("X"), causes.swept(causes.JOB_LOST)) == \
-        ("not queued", "not placed: X", "swept: job lost")
+    assert (causes.NOT_QUEUED, causes.not_placed("X"), causes.swept(causes.JOB_LOST),
+            causes.swept(causes.NEVER_HANDED)) == \
+        ("not queued", "not placed: X", "swept: job lost", "swept: never handed")
