@@ -234,16 +234,22 @@ def test_an_app_on_another_database_never_acts_as_an_id_cached_from_the_first(
     settings = config.Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/b.db",
                                redis_url=redis_url, storage_url=str(tmp_path / "bucket"),
                                auth_fail_limit=1000, admin_password="operator-pass")
-    second_db = db.init(settings.database_url)
-    db.create_schema(second_db)
-    with second_db.connection_context():
-        accounts.seed(tmp_path, SECRETS, settings.admin_password)
-        second_id = Account.get(Account.name == "account_1").id
-    second = app_module.create_app(settings).test_client()
-    created = ok_body(second.post("/api/create_campaign_list", json={"list_name": "first"},
-                                  headers={"account": "account_1", "auth": SECRETS["account_1"]}))
-    with second_db.connection_context():
-        assert ContactList.get(ContactList.id == created["list_id"]).account_id == second_id
+    first_db = database.obj
+    try:
+        second_db = db.init(settings.database_url)
+        db.create_schema(second_db)
+        with second_db.connection_context():
+            accounts.seed(tmp_path, SECRETS, settings.admin_password)
+            second_id = Account.get(Account.name == "account_1").id
+        second = app_module.create_app(settings).test_client()
+        created = ok_body(second.post("/api/create_campaign_list", json={"list_name": "first"},
+                                      headers={"account": "account_1",
+                                               "auth": SECRETS["account_1"]}))
+        with second_db.connection_context():
+            assert ContactList.get(ContactList.id == created["list_id"]).account_id == second_id
+    finally:
+        database.initialize(first_db)   # later tests of the session use the first one,
+        accounts.forget_cached()        # and its account ids
 
 
 def test_a_foreign_key_refusal_is_not_answered_as_a_taken_name(app):
