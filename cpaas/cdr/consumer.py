@@ -266,9 +266,11 @@ def run(settings: config.Settings, stop: threading.Event | None = None,
     """Consume events until ``stop`` is set (forever in the ``events`` process).
 
     ``on_settled`` runs after each CDR commit (the seam the campaign dialer and status
-    webhooks will subscribe to); a failure there never un-writes the CDR.
+    webhooks will subscribe to); a failure there never un-writes the CDR. The caller has
+    bound the database (``cpaas.procs``): binding it again here, with the sweeper and the
+    node drivers already running in threads beside it, swapped the database under a
+    connection one of them had open.
     """
-    db.init(settings.effective_database_url)
     r = redis.Redis.from_url(settings.effective_redis_url)
     consumer = Consumer(r, settings.event_retry_limit, on_settled)
     stop = stop or threading.Event()

@@ -32,8 +32,8 @@ MARKER_TTL = 24 * 3600
 #: When (Redis's clock, epoch seconds) this Redis's data began, as far as markers go.
 EPOCH_KEY = "cpaas:handoff:epoch"
 #: Requests created this close after the epoch began are not judged by their marker:
-#: their creation time comes from another host's clock.
-CLOCK_MARGIN = 5.0
+#: their creation time comes from another host's clock (NTP keeps them milliseconds apart).
+CLOCK_MARGIN = 1.0
 
 _PUSH = """
 if redis.call('SET', KEYS[2], 'handed', 'NX', 'EX', ARGV[2]) then

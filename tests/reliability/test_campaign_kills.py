@@ -18,8 +18,13 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from rq import Worker
 
+from cpaas import db
+from cpaas.calls.state import CallState
 from cpaas.lease import holder
+from cpaas.models import CallRequest
+from cpaas.telephony import handoff
 from sandbox_carrier.carrier import invited_numbers
 from tests import launcher
 from tests.api.helpers import campaign_body, make_dnd_list, make_list, ok_body
@@ -80,7 +85,7 @@ def _midway(platform: Platform, numbers: list[str]) -> None:
 
 
 def _assert_exactly_once(platform: Platform, api, campaign_id: str, answering: list[str],
-                         blocked: list[str]) -> None:
+                         blocked: list[str]) -> dict:
     def done():
         for row in ok_body(api.get("/api/get_campaign_details"))["result"]:
             if row["campaign_id"] == campaign_id and row["campaign_status"] == "3":
@@ -90,7 +95,7 @@ def _assert_exactly_once(platform: Platform, api, campaign_id: str, answering: l
     details = wait_for(done, FINISH_WITHIN, f"campaign {campaign_id} completed", 0.5)
     progress = details["progress"]
     assert progress["pending"] == progress["dialing"] == progress["retry_waiting"] == "0", progress
-    assert int(progress["total"]) == CONTACTS + DND
+    assert int(progress["total"]) == len(answering) + len(blocked)
     time.sleep(HOLD + 1)   # nothing more may leave after it says it is done
     sent = _sent(platform)
     twice = [n for n in answering if sent[n] > 1]
@@ -98,7 +103,8 @@ def _assert_exactly_once(platform: Platform, api, campaign_id: str, answering: l
     assert not twice, f"{len(twice)} contacts dialed more than once"
     assert not never, f"{len(never)} contacts never dialed"
     assert all(sent[n] == 0 for n in blocked), "a DND number was dialed"
-    assert progress["dnd"] == str(DND)
+    assert progress["dnd"] == str(len(blocked))
+    return progress
 
 
 def test_rq_worker_placing_the_calls_killed(platform):
@@ -139,3 +145,55 @@ def test_redis_killed_and_restarted(platform, durable_redis):
     time.sleep(2)
     durable_redis.start()
     _assert_exactly_once(platform, api, campaign_id, answering, blocked)
+
+
+def _caught_between_claim_and_handoff(r, tries: int = 20) -> str:
+    """SIGKILL an RQ worker while its call job holds a claimed request whose plan it has
+    not handed over yet (stopped first, so the state seen is the state killed); returns
+    the request id. A job caught after its handoff is let go and the next one tried."""
+    for _ in range(tries):
+        def busy():
+            for worker in Worker.all(connection=r):
+                running = worker.get_current_executions()
+                if running and worker.pid and alive(worker.pid):
+                    return running[0].job_id, worker.pid
+            return None
+
+        request_id, pid = wait_for(busy, 30, "a worker running a call job", 0.01)
+        os.kill(pid, signal.SIGSTOP)
+        with db.database.connection_context():
+            row = CallRequest.get_or_none(CallRequest.id == request_id)
+        if row is not None and row.status == CallState.DIALING.value \
+                and not r.exists(handoff.marker_key(request_id)):
+            os.kill(pid, signal.SIGKILL)
+            return request_id
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.2)
+    raise AssertionError(f"no job caught between its claim and its handoff in {tries} tries")
+
+
+def test_worker_killed_between_a_claim_and_its_handoff(platform):
+    """The job renders each contact's own long announcement after claiming it and before
+    handing its plan over; killed there, nothing was dialed: the sweeper says so (``never
+    handed``) and the contact is dialed again, once, without counting a try."""
+    api = platform.client("account_1")
+    answering = [number("111") for _ in range(8)]
+    list_id = make_list(api, "list_handoff")
+    ok_body(api.post("/api/add_contact_to_list", {"list_id": list_id, "contacts": [
+        {"contact_number": n, "contact_fields": {"field1": f"customer {i}"}}
+        for i, n in enumerate(answering)]}))
+    long_text = "Hello {field1}. " + "This is a long announcement about your account. " * 30
+    data = campaign_body(list_id, "", campaign_name="handoff", time_zone="UTC",
+                         campaign_start_date=_utc(-timedelta(minutes=1)),
+                         campaign_end_date=_utc(timedelta(hours=1)), repeat="1",
+                         announcement_text=long_text, max_retries="0",
+                         calls_per_minute="60", voice="Joanna")
+    # Markers are judged once the sweeper has begun their epoch (at its first pass).
+    wait_for(lambda: platform.redis.exists(handoff.EPOCH_KEY), 30, "the handoff epoch")
+    time.sleep(handoff.CLOCK_MARGIN)
+    campaign_id = ok_body(api.post("/api/create_campaign", data))["campaign_id"]
+    killed = _caught_between_claim_and_handoff(platform.redis)
+    _assert_exactly_once(platform, api, campaign_id, answering, [])
+    cdrs = ok_body(api.post("/api/get_cdr_by_request_id", {"request_id": killed}))["result"]
+    assert [c["hangup_cause"] for c in cdrs] == ["swept: never handed"], cdrs
+
