@@ -149,6 +149,8 @@ class NodeDriver:
             digit = event.get("DTMF-Digit") or ""
             if digit in DTMF_DIGITS and len(digit) == 1:
                 runner.leg_dtmf(leg, digit)
+        elif name == "PLAYBACK_START":
+            leg.playbacks_started += 1
         elif name == "PLAYBACK_STOP":
             leg.playbacks += 1
         elif name == "CHANNEL_HANGUP_COMPLETE":

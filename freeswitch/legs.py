@@ -69,6 +69,7 @@ class FsLeg:
         self.peer: FsLeg | None = None
         self.digits: list[str] = []                # DTMF not consumed by a Gather yet
         self.playbacks = 0                         # PLAYBACK_STOP events seen
+        self.playbacks_started = 0                 # PLAYBACK_START events seen
 
     @property
     def live(self) -> bool:

@@ -42,6 +42,12 @@ JOB_ERROR_GRACE = 1.0
 #: FreeSWITCH's own ``originate_timeout`` is a backstop this much later than the
 #: plan's ring timeout, which the runner keeps itself, as on the embedded engine.
 ORIGINATE_BACKSTOP = 5
+#: A broadcast that reaches a leg in the instant between its answer and its ``park()``
+#: is run and dropped by FreeSWITCH 1.10 (no audio, no PLAYBACK_START: seen on the
+#: real node, about one IVR run in five): without a start this long after it, the
+#: broadcast is sent again, up to ``PLAYBACK_TRIES`` in all, then the plan ends.
+PLAYBACK_START_WAIT = 3.0
+PLAYBACK_TRIES = 3
 
 
 class FsPlanRunner(PlanRunner):
@@ -137,10 +143,24 @@ class FsPlanRunner(PlanRunner):
                 return False
         secret = verb.audio in self.plan.ephemeral_files
         for _ in range(verb.times):   # one round per command, as the embedded engine rewinds
-            seen = leg.playbacks
-            # Over HTTP a secret gets a fresh single-use URL each round: the node keeps
-            # no copy between rounds to replay it from (commands.broadcast_playback).
-            self.ctx.send(commands.broadcast_playback(leg.uuid, self._media(verb.audio), secret))
+            seen, started = leg.playbacks, leg.playbacks_started
+            for attempt in range(1, PLAYBACK_TRIES + 1):
+                # Over HTTP a secret gets a fresh single-use URL each round (and each
+                # try): the node keeps no copy to replay it from (commands.broadcast_playback).
+                self.ctx.send(commands.broadcast_playback(leg.uuid, self._media(verb.audio),
+                                                          secret))
+                began = yield Wait(lambda: leg.playbacks_started > started
+                                   or leg.playbacks > seen or leg.ended,
+                                   time.monotonic() + PLAYBACK_START_WAIT)
+                if began or leg.ended:
+                    break
+                log.warning("playback did not start; broadcast again",
+                            extra={"plan_id": self.plan.plan_id, "leg": verb.leg,
+                                   "attempt": attempt})
+            else:
+                log.error("playback never started", extra={"plan_id": self.plan.plan_id})
+                self.end("error")
+                return False
             yield Wait(lambda: leg.playbacks > seen or leg.ended)
             if leg.ended:
                 break

@@ -108,6 +108,9 @@ class EslDouble:
         self.received: list[bytes] = []         # raw bytes of every closed connection
         self.commands: list[str] = []           # every command block, in order
         self.on_command: Callable[[str], None] | None = None
+        #: broadcasts still to acknowledge and drop, with no event (as FreeSWITCH does
+        #: with one that reaches a leg between its answer and its park)
+        self.drop_broadcasts = 0
         #: replays a captured stream instead of the model (tests.freeswitch.replay)
         self.replayer: Any = None
         self._lock = threading.RLock()
@@ -360,6 +363,9 @@ class EslDouble:
             ch.peer, other.peer = other.uuid, ch.uuid
             self._channel_event("CHANNEL_BRIDGE", ch, **{"Other-Leg-Unique-ID": other.uuid})
         elif name == "uuid_broadcast":
+            if self.drop_broadcasts > 0:
+                self.drop_broadcasts -= 1
+                return "+OK Message sent\n"
             path = parts[1].split("::", 1)[1]
             self._channel_event("PLAYBACK_START", ch, **{"Playback-File-Path": path})
             threading.Timer(0.05, self._played, args=(ch, path)).start()

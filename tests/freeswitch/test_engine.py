@@ -12,7 +12,7 @@ from cpaas.telephony.engine_client import LegAction
 from cpaas.telephony.events import parse
 from cpaas.telephony.outcomes import declined
 from cpaas.telephony.plans import Branch, Dial, Gather, Hangup, Play, Plan
-from freeswitch import commands
+from freeswitch import commands, runner
 from tests.freeswitch import esl_double as fates
 from tests.launcher import wait_for
 
@@ -131,6 +131,42 @@ def test_play_n_times_then_hang_up(rig):
         f"bgapi uuid_broadcast {uuid} playback::{prompt} aleg"] * 3
     assert _commands(rig, "uuid_kill") == [f"bgapi uuid_kill {uuid} NORMAL_CLEARING"]
     assert ended.cause == "normal" and ended.legs["customer"].dial_status == "ANSWER"
+
+
+def test_a_broadcast_the_node_drops_is_sent_again(rig):
+    """FreeSWITCH runs and drops a broadcast that reaches a leg between its answer and its
+    park() (no audio, no PLAYBACK_START): the prompt is sent again, not waited for until
+    the callee hangs up."""
+    rig.nodes_up(1)
+    prompt = rig.settings.media_dir / "prompts" / "hello.wav"
+    prompt.parent.mkdir(parents=True)
+    prompt.write_bytes(b"RIFF")
+    rig.double.drop_broadcasts = 1
+    plan = Plan("0a0b0c0d0f", "ACalpha", "campaign", [Dial("contact", CUSTOMER, CALLER, 10),
+                                                      Play("contact", "prompts/hello.wav", 1),
+                                                      Hangup()])
+    rig.client.originate(plan)
+    ended = parse(rig.events.ended(plan.plan_id, timeout=15))
+    uuid = rig.double.channel(plan.plan_id, "contact").uuid
+    assert _commands(rig, "uuid_broadcast") == [
+        f"bgapi uuid_broadcast {uuid} playback::{prompt} aleg"] * 2
+    assert ended.cause == "normal" and ended.legs["contact"].dial_status == "ANSWER"
+
+
+def test_a_prompt_that_never_starts_ends_the_plan(rig, monkeypatch):
+    monkeypatch.setattr(runner, "PLAYBACK_START_WAIT", 0.5)
+    rig.nodes_up(1)
+    prompt = rig.settings.media_dir / "prompts" / "hello.wav"
+    prompt.parent.mkdir(parents=True)
+    prompt.write_bytes(b"RIFF")
+    rig.double.drop_broadcasts = 99
+    plan = Plan("0a0b0c0d10", "ACalpha", "campaign", [Dial("contact", CUSTOMER, CALLER, 10),
+                                                      Play("contact", "prompts/hello.wav", 1),
+                                                      Hangup()])
+    rig.client.originate(plan)
+    ended = parse(rig.events.ended(plan.plan_id, timeout=30))
+    assert len(_commands(rig, "uuid_broadcast")) == runner.PLAYBACK_TRIES
+    assert ended.cause == "error"
 
 
 def test_ivr_gathers_a_digit_and_branches_to_an_agent(rig):
