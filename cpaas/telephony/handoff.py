@@ -27,8 +27,11 @@ import redis
 
 from cpaas.telephony.engine_client import EngineError
 
-#: How long a marker outlives its handoff: far longer than any request stays ``dialing``.
-MARKER_TTL = 24 * 3600
+#: How long a marker outlives its handoff: far longer than a request stays ``dialing``
+#: (it rings for seconds, and the sweeper judges it within a minute), short enough that
+#: a day of calls keeps only an hour of markers. An older request is never judged by a
+#: marker that may have expired.
+MARKER_TTL = 3600
 #: When (Redis's clock, epoch seconds) this Redis's data began, as far as markers go.
 EPOCH_KEY = "cpaas:handoff:epoch"
 #: Requests created this close after the epoch began are not judged by their marker:
@@ -50,7 +53,7 @@ class Revoked(EngineError):
 
 
 def marker_key(plan_id: str) -> str:
-    return f"cpaas:handoff:{plan_id}"
+    return f"cpaas:handoff:plan:{plan_id}"
 
 
 def push(r: redis.Redis, queue_key: str, plan_id: str, payload: str) -> None:
@@ -76,11 +79,18 @@ def revoke(r: redis.Redis, plan_id: str, created_at: datetime) -> Verdict:
     if value != b"revoked":
         return "handed"
     created = created_at.replace(tzinfo=timezone.utc).timestamp()
-    return "revoked" if created >= epoch(r) + CLOCK_MARGIN else "unknown"
+    began, now = _epoch_and_now(r)
+    judged = began + CLOCK_MARGIN <= created and now - created < MARKER_TTL / 2
+    return "revoked" if judged else "unknown"
 
 
 def epoch(r: redis.Redis) -> float:
     """When this Redis's markers began (starting a new epoch when none is recorded)."""
+    return _epoch_and_now(r)[0]
+
+
+def _epoch_and_now(r: redis.Redis) -> tuple[float, float]:
     seconds, micros = r.time()
-    r.set(EPOCH_KEY, f"{seconds + micros / 1e6:.6f}", nx=True)
-    return float(r.get(EPOCH_KEY))
+    now = seconds + micros / 1e6
+    r.set(EPOCH_KEY, f"{now:.6f}", nx=True)
+    return float(r.get(EPOCH_KEY)), now

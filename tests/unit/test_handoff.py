@@ -2,7 +2,7 @@
 Redis that lost its data makes a missing marker prove nothing."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 import redis as redis_lib
@@ -64,3 +64,11 @@ def test_a_request_created_just_as_the_epoch_began_is_not_judged(r):
     start = handoff.epoch(r)
     assert handoff.epoch(r) == start          # kept, never restarted while present
     assert handoff.revoke(r, "p1", utcnow()) == "unknown"
+
+
+def test_a_request_older_than_its_marker_could_live_is_not_judged(r):
+    old = utcnow() - timedelta(seconds=handoff.MARKER_TTL)
+    began = (old - timedelta(hours=1)).replace(tzinfo=timezone.utc).timestamp()
+    r.set(handoff.EPOCH_KEY, f"{began:.6f}")
+    assert handoff.revoke(r, "p1", old) == "unknown"      # its marker may have expired
+
