@@ -133,21 +133,27 @@ def test_play_n_times_then_hang_up(rig):
     assert ended.cause == "normal" and ended.legs["customer"].dial_status == "ANSWER"
 
 
-def test_a_broadcast_the_node_drops_is_sent_again(rig):
-    """FreeSWITCH runs and drops a broadcast that reaches a leg between its answer and its
-    park() (no audio, no PLAYBACK_START): the prompt is sent again, not waited for until
-    the callee hangs up."""
+def _announce_with_drops(rig, plan_id: str, drops: int):
+    """One announcement call while the double drops the first ``drops`` broadcasts; the
+    prompt's path and the plan's end."""
     rig.nodes_up(1)
     prompt = rig.settings.media_dir / "prompts" / "hello.wav"
     prompt.parent.mkdir(parents=True)
     prompt.write_bytes(b"RIFF")
-    rig.double.drop_broadcasts = 1
-    plan = Plan("0a0b0c0d0f", "ACalpha", "campaign", [Dial("contact", CUSTOMER, CALLER, 10),
-                                                      Play("contact", "prompts/hello.wav", 1),
-                                                      Hangup()])
+    rig.double.drop_broadcasts = drops
+    plan = Plan(plan_id, "ACalpha", "campaign", [Dial("contact", CUSTOMER, CALLER, 10),
+                                                 Play("contact", "prompts/hello.wav", 1),
+                                                 Hangup()])
     rig.client.originate(plan)
-    ended = parse(rig.events.ended(plan.plan_id, timeout=15))
-    uuid = rig.double.channel(plan.plan_id, "contact").uuid
+    return prompt, parse(rig.events.ended(plan_id, timeout=30))
+
+
+def test_a_broadcast_the_node_drops_is_sent_again(rig):
+    """FreeSWITCH runs and drops a broadcast that reaches a leg between its answer and its
+    park() (no audio, no PLAYBACK_START): the prompt is sent again, not waited for until
+    the callee hangs up."""
+    prompt, ended = _announce_with_drops(rig, "0a0b0c0d0f", drops=1)
+    uuid = rig.double.channel("0a0b0c0d0f", "contact").uuid
     assert _commands(rig, "uuid_broadcast") == [
         f"bgapi uuid_broadcast {uuid} playback::{prompt} aleg"] * 2
     assert ended.cause == "normal" and ended.legs["contact"].dial_status == "ANSWER"
@@ -155,16 +161,7 @@ def test_a_broadcast_the_node_drops_is_sent_again(rig):
 
 def test_a_prompt_that_never_starts_ends_the_plan(rig, monkeypatch):
     monkeypatch.setattr(runner, "PLAYBACK_START_WAIT", 0.5)
-    rig.nodes_up(1)
-    prompt = rig.settings.media_dir / "prompts" / "hello.wav"
-    prompt.parent.mkdir(parents=True)
-    prompt.write_bytes(b"RIFF")
-    rig.double.drop_broadcasts = 99
-    plan = Plan("0a0b0c0d10", "ACalpha", "campaign", [Dial("contact", CUSTOMER, CALLER, 10),
-                                                      Play("contact", "prompts/hello.wav", 1),
-                                                      Hangup()])
-    rig.client.originate(plan)
-    ended = parse(rig.events.ended(plan.plan_id, timeout=30))
+    _, ended = _announce_with_drops(rig, "0a0b0c0d10", drops=99)
     assert len(_commands(rig, "uuid_broadcast")) == runner.PLAYBACK_TRIES
     assert ended.cause == "error"
 
