@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 import redis
+from redis.commands.core import Script
 
 from cpaas.telephony.engine_client import EngineError
 
@@ -47,6 +48,9 @@ return redis.call('GET', KEYS[2])
 """
 
 
+_push_script: Script | None = None
+
+
 class Revoked(EngineError):
     """The sweeper gave the request up before its plan was handed: nothing was dialed,
     and the request already has its ending."""
@@ -60,8 +64,11 @@ def push(r: redis.Redis, queue_key: str, plan_id: str, payload: str) -> None:
     """Queue ``payload`` (the plan's JSON) on ``queue_key`` and mark the plan handed, in
     one step; raise :class:`Revoked` when the sweeper revoked it first. Handing the same
     plan twice queues it once."""
-    script = r.register_script(_PUSH)   # EVALSHA: the script is sent once per server
-    if script(keys=[queue_key, marker_key(plan_id)], args=[payload, MARKER_TTL]) == b"revoked":
+    global _push_script
+    if _push_script is None:   # built once (it hashes the source); EVALSHA thereafter
+        _push_script = r.register_script(_PUSH)
+    if _push_script(keys=[queue_key, marker_key(plan_id)], args=[payload, MARKER_TTL],
+                    client=r) == b"revoked":
         raise Revoked(plan_id)
 
 

@@ -25,7 +25,8 @@ from pjsua_engine import keys
 
 
 @pytest.fixture
-def r(settings) -> redis_lib.Redis:
+def r(app, settings) -> redis_lib.Redis:
+    """Redis emptied after the app's own flush (so the group below survives)."""
     client = redis_lib.Redis.from_url(settings.redis_url)
     client.flushdb()
     # The consumer has read everything (so the sweeper may settle at once).
