@@ -128,18 +128,15 @@ def test_ivr_campaign_dtmf_and_digit_map_transfer(real):
 
 
 def test_blind_transfer(real):
-    plan = click2call("c0ffee0004", "ACalpha", "919900000001", "919900000002", CALLER, "none",
-                      None, ring_timeout=10)
-    real.client.originate(plan)
-    agent = real.events.wait(plan.plan_id, "leg.answered", 15, where=lambda e: e.leg == "agent")
-    real.events.wait(plan.plan_id, "leg.answered", 15, where=lambda e: e.leg == "customer")
+    # Only once the legs are bridged (answered is not enough: the bridge follows).
+    agent, _ = _c2c(real, "c0ffee0004")
     real.client.act(agent.channel, LegAction("blind_transfer", target="919900000055",
                                              target_kind="number"))
-    target = real.events.wait(plan.plan_id, "leg.answered", 15,
+    target = real.events.wait("c0ffee0004", "leg.answered", 15,
                               where=lambda e: e.leg == "transfer_target")
-    real.events.wait(plan.plan_id, "leg.hangup", 10, where=lambda e: e.leg == "agent")
+    real.events.wait("c0ffee0004", "leg.hangup", 10, where=lambda e: e.leg == "agent")
     real.client.act(target.channel, LegAction("hangup"))
-    ended = parse(real.events.ended(plan.plan_id, 20))
+    ended = parse(real.events.ended("c0ffee0004", 20))
     assert _statuses(ended) == {"agent": "ANSWER", "customer": "ANSWER",
                                 "transfer_target": "ANSWER"}
 
