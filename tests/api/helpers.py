@@ -23,9 +23,11 @@ def all_routes() -> list[RouteDoc]:
 
         from cpaas import app as app_module, config
 
-        scratch = config.Settings(data_dir=Path(tempfile.mkdtemp(prefix="cpaas-routes-")),
-                                  redis_url="redis://127.0.0.1:1/0", admin_password="x")
-        app_module._register_blueprints(Flask("routes"), scratch)
+        # The scratch folder is only named, never written: it goes with the scratch app.
+        with tempfile.TemporaryDirectory(prefix="cpaas-routes-") as folder:
+            scratch = config.Settings(data_dir=Path(folder), redis_url="redis://127.0.0.1:1/0",
+                                      admin_password="x")
+            app_module._register_blueprints(Flask("routes"), scratch)
     return list(ROUTES)
 
 
