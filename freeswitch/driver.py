@@ -137,6 +137,12 @@ class NodeDriver:
         if name == "BACKGROUND_JOB":
             self._job_done(event)
             return
+        if name == "CHANNEL_BRIDGE":   # one event, on the bridge's A leg, names both
+            for leg_uuid in (event.get("Unique-ID"), event.get("Other-Leg-Unique-ID")):
+                bridged = self.by_uuid.get(leg_uuid or "")
+                if bridged is not None:
+                    bridged[0].leg_bridged(bridged[1])
+            return
         found = self.by_uuid.get(event.get("Unique-ID") or "")
         if found is None:
             return

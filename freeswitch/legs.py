@@ -70,6 +70,8 @@ class FsLeg:
         self.digits: list[str] = []                # DTMF not consumed by a Gather yet
         self.playbacks = 0                         # PLAYBACK_STOP events seen
         self.playbacks_started = 0                 # PLAYBACK_START events seen
+        self.bridging_until = 0.0                  # a uuid_bridge of ours not formed yet
+        self.kill_deferred = False                 # a hangup held until that bridge forms
 
     @property
     def live(self) -> bool:

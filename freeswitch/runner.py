@@ -48,6 +48,14 @@ ORIGINATE_BACKSTOP = 5
 #: broadcast is sent again, up to ``PLAYBACK_TRIES`` in all, then the plan ends.
 PLAYBACK_START_WAIT = 3.0
 PLAYBACK_TRIES = 3
+#: A leg we hang up while a bridge we asked for is still forming is killed only once
+#: the bridge has formed (CHANNEL_BRIDGE), or after this long. FreeSWITCH hangs up the
+#: other leg (DESTINATION_OUT_OF_ORDER) when one leaves while the bridge forms
+#: (switch_ivr_bridge.c, audio_bridge_thread: the side that had not joined yet), where a
+#: formed bridge that breaks parks it (park_after_bridge). Seen on the real node: an
+#: agent hung up the instant the attended transfer's target answered, and the target
+#: went with it, so the held customer had no one to join.
+BRIDGE_FORM_WAIT = 2.0
 
 
 class FsPlanRunner(PlanRunner):
@@ -67,10 +75,14 @@ class FsPlanRunner(PlanRunner):
         self.end("normal")
 
     def poll(self, now: float) -> None:
-        """Close legs whose originate failed without a channel, then advance the plan."""
+        """Close legs whose originate failed without a channel, kill legs whose bridge
+        never formed in time, then advance the plan."""
+        clock = time.monotonic()
         for leg in self.all_legs:
-            if leg.live and leg.job_error and time.monotonic() - leg.job_error_at > JOB_ERROR_GRACE:
+            if leg.live and leg.job_error and clock - leg.job_error_at > JOB_ERROR_GRACE:
                 self._leg_ended(leg, None, cause=leg.job_error, heard=leg.ringing)
+            elif leg.live and leg.kill_deferred and clock >= leg.bridging_until:
+                self._kill(leg)
         super().poll(now)
 
     # ---------------------------------------------------------- node events
@@ -92,6 +104,12 @@ class FsPlanRunner(PlanRunner):
         self._snapshot()
         if leg.hangup_requested:
             self._hangup(leg, again=True)   # our cancel crossed its answer
+
+    def leg_bridged(self, leg: FsLeg) -> None:
+        """``CHANNEL_BRIDGE`` (either side): a hangup held for the bridge goes now."""
+        leg.bridging_until = 0.0
+        if leg.kill_deferred and leg.live:
+            self._kill(leg)
 
     def leg_dtmf(self, leg: FsLeg, digit: str) -> None:
         """``DTMF`` (raised while the leg is parked or prompting)."""
@@ -214,12 +232,21 @@ class FsPlanRunner(PlanRunner):
         leg.hangup_requested = True
         if not leg.answered:
             leg.cancelled = True
+        if leg.bridging_until > time.monotonic():
+            leg.kill_deferred = True   # see BRIDGE_FORM_WAIT
+            return
+        self._kill(leg)
+
+    def _kill(self, leg: FsLeg) -> None:
+        leg.kill_deferred = False
         cause = "NO_ANSWER" if leg.ring_timed_out and not leg.answered else "NORMAL_CLEARING"
         self.ctx.send(commands.kill(leg.uuid, cause))
 
     def _bridge(self, a: FsLeg, b: FsLeg) -> None:  # type: ignore[override]
-        """uuid_bridge two answered legs (each parks again when the bridge breaks)."""
+        """uuid_bridge two answered legs (each parks again when the bridge breaks); until
+        it has formed, a hangup of either waits for it (BRIDGE_FORM_WAIT)."""
         a.peer, b.peer = b, a
+        a.bridging_until = b.bridging_until = time.monotonic() + BRIDGE_FORM_WAIT
         self.ctx.send(commands.bridge(a.uuid, b.uuid))
         for leg in (a, b):
             self.ctx.reporter.leg_state(leg.channel, "bridged")

@@ -59,6 +59,7 @@ class Channel:
     answered: bool = False
     ended: bool = False
     peer: str | None = None
+    forming: str | None = None     # the other leg of a uuid_bridge still forming
     records: list[str] = field(default_factory=list)
     record_flags: dict[str, str] = field(default_factory=dict)   # path -> its {…} flags
 
@@ -111,6 +112,9 @@ class EslDouble:
         #: broadcasts still to acknowledge and drop, with no event (as FreeSWITCH does
         #: with one that reaches a leg between its answer and its park)
         self.drop_broadcasts = 0
+        #: seconds a uuid_bridge takes to form; a leg that ends meanwhile takes the other
+        #: down with it (DESTINATION_OUT_OF_ORDER), as FreeSWITCH's uuid_bridge does
+        self.bridge_delay = 0.0
         #: replays a captured stream instead of the model (tests.freeswitch.replay)
         self.replayer: Any = None
         self._lock = threading.RLock()
@@ -322,6 +326,20 @@ class EslDouble:
             self._job(ch.job, f"-ERR {cause}")
         if ch.peer and ch.peer in self.channels:
             self.channels[ch.peer].peer = None
+        with self._lock:
+            other, ch.forming = self.channels.get(ch.forming or ""), None
+            if other is not None:
+                other.forming = None
+        if other is not None:
+            self.hangup(other.uuid, "DESTINATION_OUT_OF_ORDER")
+
+    def _bridge_formed(self, a: Channel, b: Channel) -> None:
+        with self._lock:
+            if a.forming != b.uuid or a.ended or b.ended:
+                return
+            a.forming = b.forming = None
+            a.peer, b.peer = b.uuid, a.uuid
+        self._channel_event("CHANNEL_BRIDGE", a, **{"Other-Leg-Unique-ID": b.uuid})
 
     def dtmf(self, uuid: str, digit: str) -> None:
         """The far end of a channel presses a key."""
@@ -360,8 +378,11 @@ class EslDouble:
             other = self.channels.get(parts[1]) if len(parts) > 1 else None
             if other is None or other.ended:
                 return "-ERR no such channel\n"
-            ch.peer, other.peer = other.uuid, ch.uuid
-            self._channel_event("CHANNEL_BRIDGE", ch, **{"Other-Leg-Unique-ID": other.uuid})
+            ch.forming, other.forming = other.uuid, ch.uuid
+            if self.bridge_delay:
+                threading.Timer(self.bridge_delay, self._bridge_formed, args=(ch, other)).start()
+            else:
+                self._bridge_formed(ch, other)
         elif name == "uuid_broadcast":
             if self.drop_broadcasts > 0:
                 self.drop_broadcasts -= 1

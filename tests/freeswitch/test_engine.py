@@ -239,6 +239,43 @@ def test_attended_transfer_holds_the_customer_then_joins_the_target(rig):
     assert ended.cause == "normal" and len(ended.legs) == 3
 
 
+def test_an_agent_leaving_while_the_consultation_forms_still_hands_the_call_over(rig):
+    """FreeSWITCH's uuid_bridge takes the other leg down when one leaves while the
+    bridge forms (the double does the same): the agent's hangup waits for the
+    consultation bridge, so the target stays and the held customer joins it. Seen on
+    the real node, with the agent hanging up the instant the target answered."""
+    rig.nodes_up(1)
+    agent, customer = _c2c_up(rig, "4f4f4f4f4f")
+    rig.double.bridge_delay = 0.4
+    rig.client.act(f"FS/{customer.uuid}", LegAction("attended_transfer", target="102",
+                                                    target_kind="agent"))
+    target = _leg(rig, "4f4f4f4f4f", "transfer_target")
+    wait_for(lambda: len(_commands(rig, "uuid_bridge")) == 2, 5, "consultation asked for")
+    rig.client.act(f"FS/{agent.uuid}", LegAction("hangup"))
+    assert _commands(rig, "uuid_kill") == []          # held: the bridge has not formed
+    wait_for(lambda: len(_commands(rig, "uuid_bridge")) == 3, 5, "customer joined to the target")
+    assert _commands(rig, "uuid_bridge")[2] == f"bgapi uuid_bridge {customer.uuid} {target.uuid}"
+    assert _commands(rig, "uuid_kill") == [f"bgapi uuid_kill {agent.uuid} NORMAL_CLEARING"]
+    rig.double.hangup(target.uuid)
+    ended = parse(rig.events.ended("4f4f4f4f4f"))
+    assert ended.cause == "normal"
+    assert ended.legs["transfer_target"].hangup_cause == "NORMAL_CLEARING"
+
+
+def test_a_hangup_held_for_a_bridge_that_never_forms_goes_after_a_while(rig, monkeypatch):
+    monkeypatch.setattr(runner, "BRIDGE_FORM_WAIT", 0.5)
+    rig.nodes_up(1)
+    rig.double.bridge_delay = 60                      # the bridge never forms in this test
+    agent, _customer = _c2c_up(rig, "4f4f4f4f50")
+    rig.client.act(f"FS/{agent.uuid}", LegAction("hangup"))
+    assert _commands(rig, "uuid_kill") == []
+    wait_for(lambda: _commands(rig, "uuid_kill"), 5, "the held hangup")
+    # (then the plan's end hangs up the customer, whose bridge never formed either)
+    assert _commands(rig, "uuid_kill")[0] == f"bgapi uuid_kill {agent.uuid} NORMAL_CLEARING"
+    ended = parse(rig.events.ended("4f4f4f4f50"))
+    assert ended.legs["agent"].dial_status == "ANSWER"
+
+
 def test_hangup_and_record_on_a_live_call(rig):
     rig.nodes_up(1)
     agent, customer = _c2c_up(rig, "5e5e5e5e5e")
