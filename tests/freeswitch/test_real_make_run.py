@@ -21,6 +21,8 @@ import pytest
 import requests
 
 import sandbox_carrier
+from cpaas.calls.service import recording_key
+from cpaas.transcription.keys import transcript_audio_key
 from tests.api.helpers import campaign_body
 from tests.launcher import ROOT, wait_for
 from tests.servers import free_port
@@ -136,6 +138,48 @@ def _click2call_recorded(base: str, data: Path) -> None:
         assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
         assert wav.getnframes() > 8000   # the seconds the call was bridged
     # Stored, so no copy is kept where the node wrote (or uploaded) it.
+    assert not list((data / "engine-recordings").glob("*.wav"))
+
+
+def test_transcript_on_a_freeswitch_call(platform):
+    """``transcript: on`` on FreeSWITCH: both sides recorded on the node for the
+    transcript, transcribed by make run's transcriber, and only the asked side offered.
+    The customer is the carrier's …700 number, which plays a speech recording."""
+    base, data = platform
+    request_id = _api(base, "click2call", {
+        "agent_number": "919900000101", "caller_id": "15168148111",
+        "destination_number": "919900000700", "recording_option": "agent",
+        "transcript": "on"})["request_id"]
+
+    def bridged():
+        legs = [leg for leg in _api(base, "live_calls")["result"]
+                if leg["request_id"] == request_id]
+        return legs if len(legs) == 2 and all(l["state"] == "bridged" for l in legs) else None
+
+    legs = wait_for(bridged, 60, "both legs bridged", 0.5)
+    time.sleep(6)   # most of the carrier's ~7 s recording
+    agent = next(leg for leg in legs if leg["role"] == "agent")
+    assert _api(base, "modify_call", {"channel": agent["channel"], "modify_type": "2"})["success"] == "true"
+    assert _cdr(base, request_id)["dial_status"] == "ANSWER"
+
+    def finished():
+        answer = _api(base, f"transcript?request_id={request_id}")
+        return answer if answer.get("transcript_status") in ("done", "failed") else None
+
+    done = wait_for(finished, 180, f"the transcript of {request_id}", 1)
+    assert done["transcript_status"] == "done"
+    turns = done["result"]
+    assert turns and {t["speaker"] for t in turns} <= {"agent", "customer"}
+    assert any(t["speaker"] == "customer" and t["text"].strip() for t in turns)
+    assert _cdr(base, request_id)["transcript_status"] == "done"
+    recording = requests.get(f"{base}/api/recording", params={"request_id": request_id},
+                             headers={"account": "account_1", "auth": SECRET}, timeout=10)
+    path = data / f"agent-{request_id}.wav"
+    path.write_bytes(recording.content)
+    with wave.open(str(path)) as wav:
+        assert wav.getnchannels() == 1   # the agent's side only: the stereo was the transcript's
+    assert (data / "bucket" / recording_key("account_1", request_id)).exists()
+    assert not (data / "bucket" / transcript_audio_key("account_1", request_id)).exists()
     assert not list((data / "engine-recordings").glob("*.wav"))
 
 
