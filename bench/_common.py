@@ -342,6 +342,53 @@ def http_json(method: str, url: str, body: object = None, headers: dict[str, str
         return err.code, json.loads(err.read() or b"{}")
 
 
+class KeptAliveSession:
+    """A ``requests.Session`` that sends a request once more, on a new connection, when the
+    server closed the kept-alive one it went out on before answering (gunicorn closes a
+    connection idle for its ``keepalive`` seconds; one taken from the pool in that same
+    instant is refused: the classic keep-alive race, which browsers also retry). Nothing
+    else is retried. ``retries`` counts them, for the report."""
+
+    def __init__(self, pool: int = 32) -> None:
+        import requests
+
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool)
+        self.session.mount("http://", adapter)
+        self.retries = 0
+
+    def post(self, url: str, **kwargs):
+        """POST ``url``; once more if the connection was closed before any answer."""
+        import requests
+
+        try:
+            return self.session.post(url, **kwargs)
+        except requests.ConnectionError as err:
+            # Only "closed without response" on a reused connection: the server read
+            # nothing, so sending again cannot place a call twice.
+            if not _closed_unanswered(err):
+                raise
+            self.retries += 1
+            return self.session.post(url, **kwargs)
+
+
+def _closed_unanswered(err: BaseException) -> bool:
+    import http.client
+
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [err]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, http.client.RemoteDisconnected):
+            return True
+        stack.extend([current.__cause__, current.__context__]
+                     + [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)])
+    return False
+
+
 def auth_headers(account: str = "account_1") -> dict[str, str]:
     return {"account": account, "auth": SECRETS[account]}
 

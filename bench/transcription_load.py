@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import Callable
 
 import redis
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import CpuMeter, cpu_probe_ms, machine_notes, percentile, print_table, workdir  # noqa: E402
+from bench._common import CpuMeter, KeptAliveSession, cpu_probe_ms, machine_notes, percentile, print_table, workdir  # noqa: E402
 from bench.calls import (CALLER_ID, _headers, _number, _processes, _report_resources,  # noqa: E402
                          _template, _wait_engine_ready)
 from bench.transcription import build_call  # noqa: E402
@@ -72,6 +71,7 @@ class Phase:
     offered_s: float = 0.0
     setup_ms: list[float] = field(default_factory=list)
     peak_backlog: int = 0
+    resent: int = 0          # requests sent again after the keep-alive race
     cpu: dict[str, float] = field(default_factory=dict)
 
     def row(self) -> list:
@@ -202,7 +202,7 @@ def call_phase(running: launcher.Running, name: str, template: str,
                keep_going: Callable[[float], bool], limit: int) -> Phase:
     """OTP calls at RATE/s while ``keep_going``; call setup, outcomes and CPU."""
     invites = InviteTimes(running.carrier_port)
-    session = requests.Session()
+    session = KeptAliveSession()
     sent: dict[str, float] = {}
 
     def send(i: int) -> str | None:
@@ -230,6 +230,7 @@ def call_phase(running: launcher.Running, name: str, template: str,
     phase.answered = sum(1 for s in statuses.values() if s == "ANSWER")
     phase.setup_ms = [(invites.first[n] - t) * 1000 for n, t in sent.items() if n in invites.first]
     phase.invites = len(phase.setup_ms)
+    phase.resent = session.retries
     return phase
 
 
@@ -274,6 +275,8 @@ def report(baseline: Phase, loaded: Phase, drain: Drain, running: launcher.Runni
                 [baseline.row(), loaded.row()])
     for phase in (baseline, loaded):
         _report_resources(running, phase.cpu, calls=phase.accepted)
+    print(f"requests sent again after the keep-alive race: baseline {baseline.resent}, "
+          f"loaded {loaded.resent}")
     drained = drain.ended.is_set()
     print(f"\ntranscripts: {drain.counts}; drain "
           + (f"{drain.seconds:.0f} s ({drain.seconds / args.recordings:.1f} s per recording)"
