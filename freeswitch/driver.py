@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 import uuid as uuidlib
+from collections.abc import Callable
 
 import gevent
 import gevent.event
@@ -87,9 +88,31 @@ class NodeDriver:
         return {"cpaas_plan": plan.plan_id, "cpaas_account": plan.account_id,
                 "cpaas_role": role, "cpaas_kind": plan.kind, "cpaas_node": self.node.name}
 
+    def post(self, line: str, job_uuid: str | None = None,
+             refused: Callable[[], None] | None = None) -> gevent.Greenlet:
+        """Send one command without waiting for its reply; ``refused`` runs (in this
+        thread) if the node does not take it.
+
+        The loop must not wait on the node: its reply time grows with its load, and a
+        round of plans that waited for each command in turn fell seconds behind at 30
+        calls/s (prompts then started after the carrier had hung up). Order is kept:
+        each command gets a greenlet, gevent starts them in the order spawned, and each
+        writes its command before it first yields (greenswitch pairs replies by order).
+        """
+        def deliver() -> bool:
+            ok = self._deliver(line, job_uuid)
+            if not ok and refused is not None:
+                refused()
+            return ok
+        return gevent.spawn(deliver)
+
     def send(self, line: str, job_uuid: str | None = None) -> bool:
-        """Send one command (every ``bgapi`` with a Job-UUID of our own); False when the
-        node did not take it."""
+        """Send one command and wait for its reply, after every command posted before
+        it; False when the node did not take it."""
+        return bool(self.post(line, job_uuid).get())
+
+    def _deliver(self, line: str, job_uuid: str | None) -> bool:
+        # Every bgapi carries a Job-UUID of our own.
         if job_uuid is None and line.startswith("bgapi "):
             job_uuid = str(uuidlib.uuid4())
         conn = self.conn
@@ -368,14 +391,17 @@ class NodeDriver:
             self.send(commands.kill(uuid, "NORMAL_CLEARING"))
 
     def _api(self, line: str) -> str | None:
-        """One ``api`` command's answer; None when the connection failed under it."""
-        conn = self.conn
-        if conn is None:
-            return None
-        try:
-            return conn.command(line).data
-        except (TimeoutError, NotConnectedError, OSError):
-            return None
+        """One ``api`` command's answer, after every command posted before it; None when
+        the connection failed under it."""
+        def ask() -> str | None:
+            conn = self.conn
+            if conn is None:
+                return None
+            try:
+                return conn.command(line).data
+            except (TimeoutError, NotConnectedError, OSError):
+                return None
+        return gevent.spawn(ask).get()
 
     def _adopt_snapshots(self) -> None:
         """Take over the plans a previous driver of this node left."""

@@ -115,6 +115,10 @@ class EslDouble:
         #: seconds a uuid_bridge takes to form; a leg that ends meanwhile takes the other
         #: down with it (DESTINATION_OUT_OF_ORDER), as FreeSWITCH's uuid_bridge does
         self.bridge_delay = 0.0
+        #: seconds the node takes to answer each bgapi command (a busy node: it reads
+        #: and answers a connection's commands one at a time)
+        self.reply_delay = 0.0
+        self.arrivals: list[tuple[float, str]] = []   # (monotonic time read, command block)
         #: replays a captured stream instead of the model (tests.freeswitch.replay)
         self.replayer: Any = None
         self._lock = threading.RLock()
@@ -182,9 +186,15 @@ class EslDouble:
             with self._lock:
                 conn.raw += data
             buf += data
+            blocks = []
             while b"\n\n" in buf:
                 block, buf = buf.split(b"\n\n", 1)
-                if not self._handle(conn, block.decode("utf-8", errors="replace")):
+                blocks.append(block.decode("utf-8", errors="replace"))
+            arrived = time.monotonic()
+            with self._lock:
+                self.arrivals.extend((arrived, block) for block in blocks)
+            for block in blocks:
+                if not self._handle(conn, block):
                     conn.sock.close()
                     break
         with self._lock:
@@ -214,6 +224,8 @@ class EslDouble:
         elif first.startswith("bgapi "):
             headers = dict(line.split(": ", 1) for line in rest if ": " in line)
             job = headers.get("Job-UUID", "00000000-0000-4000-8000-000000000000")
+            if self.reply_delay:
+                time.sleep(self.reply_delay)
             self._reply(conn, f"+OK Job-UUID: {job}", **{"Job-UUID": job})
             threading.Thread(target=self._bgapi, args=(first[6:], job), daemon=True).start()
         elif first.startswith("api "):
