@@ -54,6 +54,10 @@ BACKOFF = (0.2, 5.0)     # first and longest wait between connection attempts
 #: A node unreachable this long: its plans are closed (their calls are lost to us).
 NODE_LOST_AFTER = 30.0
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+#: Shortest time between two heartbeats sent because the node's plan count changed.
+LOAD_BEAT_EVERY = 0.25
+#: Longest an action's reply, or a shutdown, waits for the reporter's queued writes.
+DRAIN_SECONDS = 5.0
 RESTART_CAUSE = "engine_listener_restarted"
 NODE_LOST_CAUSE = "engine_node_down"
 
@@ -67,7 +71,9 @@ class NodeDriver:
         self.node = node
         self.r = r
         self.stop = stop
-        self.reporter = Reporter(r, node.owner)
+        # Written behind: this thread runs every plan of the node and must not wait for
+        # Redis (see Publisher); an action's reply and a shutdown drain it first.
+        self.reporter = Reporter(r, node.owner, background=True)
         self.finisher = Finisher(self.reporter, settings.media_dir)
         self.runners: list[FsPlanRunner] = []
         self.by_uuid: dict[str, tuple[FsPlanRunner, FsLeg]] = {}
@@ -250,9 +256,13 @@ class NodeDriver:
                         runner.end("error")
                     if runner.done:
                         self.runners.remove(runner)
-                # Beat when due, and at once when the load changes: clients pick the
-                # node holding the fewest plans by it.
-                if now - self._beat_at >= BEAT_EVERY or len(self.runners) != self._beat_plans:
+                # Beat when due, and soon when the load changes: clients pick the node
+                # holding the fewest plans by it. Not on every change: at 30 calls/s the
+                # count changes nearly every round, and a beat a round was a third of
+                # this thread's time spent waiting for Redis (py-spy).
+                if now - self._beat_at >= BEAT_EVERY or (
+                        len(self.runners) != self._beat_plans
+                        and now - self._beat_at >= LOAD_BEAT_EVERY):
                     self._beat()
                 self._woken.clear()
                 if self.inbox.items.empty():   # new work ends the wait at once
@@ -336,6 +346,10 @@ class NodeDriver:
             self._reply(request_id, ok=False, error=str(exc))
             return
         log.info("action done", extra={"channel": channel, "action": action.kind})
+        # What the action changed (a leg held, a recording) is in Redis before its caller
+        # hears it is done.
+        if not self.reporter.drain(DRAIN_SECONDS):
+            log.warning("action's writes still queued", extra={"channel": channel})
         self._reply(request_id, ok=True)
 
     def _reply(self, request_id: str, **body: object) -> None:
@@ -462,6 +476,8 @@ class NodeDriver:
         except redis.RedisError:
             log.error("plans taken but not started are lost", extra={"node": self.node.name})
         self.finisher.stop()
+        if not self.reporter.drain(DRAIN_SECONDS):
+            log.error("redis writes still queued at shutdown", extra={"node": self.node.name})
 
 
 def _check_folders(media_root: str, recording_dir: str) -> None:
