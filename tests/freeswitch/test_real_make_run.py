@@ -109,19 +109,26 @@ def test_a_node_without_our_folders_uploads_its_recording(http_platform):
     assert log.count("recording received from a node") == 1
 
 
-def _click2call_recorded(base: str, data: Path) -> None:
-    """click2call with recording, hung up by modify_call; the stereo recording stored."""
+def _bridged_click2call(base: str, customer: str, recording_option: str,
+                        transcript: str) -> tuple[str, list[dict]]:
+    """A click2call through the API, once ``live_calls`` shows both legs bridged: its
+    request id and those legs."""
     request_id = _api(base, "click2call", {
         "agent_number": "919900000101", "caller_id": "15168148111",
-        "destination_number": "919900000102", "recording_option": "on",
-        "transcript": "off"})["request_id"]
+        "destination_number": customer, "recording_option": recording_option,
+        "transcript": transcript})["request_id"]
 
     def bridged():
         legs = [leg for leg in _api(base, "live_calls")["result"]
                 if leg["request_id"] == request_id]
         return legs if len(legs) == 2 and all(l["state"] == "bridged" for l in legs) else None
 
-    legs = wait_for(bridged, 60, "both legs bridged", 0.5)
+    return request_id, wait_for(bridged, 60, "both legs bridged", 0.5)
+
+
+def _click2call_recorded(base: str, data: Path) -> None:
+    """click2call with recording, hung up by modify_call; the stereo recording stored."""
+    request_id, legs = _bridged_click2call(base, "919900000102", "on", "off")
     assert all(leg["channel"].startswith("FS/") for leg in legs)
     customer = next(leg for leg in legs if leg["role"] == "customer")
     time.sleep(2)   # two seconds of the bridged call recorded
@@ -146,17 +153,7 @@ def test_transcript_on_a_freeswitch_call(platform):
     transcript, transcribed by make run's transcriber, and only the asked side offered.
     The customer is the carrier's …700 number, which plays a speech recording."""
     base, data = platform
-    request_id = _api(base, "click2call", {
-        "agent_number": "919900000101", "caller_id": "15168148111",
-        "destination_number": "919900000700", "recording_option": "agent",
-        "transcript": "on"})["request_id"]
-
-    def bridged():
-        legs = [leg for leg in _api(base, "live_calls")["result"]
-                if leg["request_id"] == request_id]
-        return legs if len(legs) == 2 and all(l["state"] == "bridged" for l in legs) else None
-
-    legs = wait_for(bridged, 60, "both legs bridged", 0.5)
+    request_id, legs = _bridged_click2call(base, "919900000700", "agent", "on")
     time.sleep(6)   # most of the carrier's ~7 s recording
     agent = next(leg for leg in legs if leg["role"] == "agent")
     assert _api(base, "modify_call", {"channel": agent["channel"], "modify_type": "2"})["success"] == "true"
