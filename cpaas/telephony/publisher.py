@@ -128,6 +128,10 @@ class Publisher:
                 failing = True
                 time.sleep(RETRY_EVERY)
                 continue
+            except Exception:
+                # Not Redis being away: trying again cannot help, and holding it would
+                # hold every write behind it for ever.
+                log.exception("redis write dropped", extra={"operation": operation})
             if failing:
                 log.info("redis writes replayed")
                 failing = False

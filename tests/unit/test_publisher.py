@@ -65,6 +65,19 @@ def test_writes_made_while_redis_is_down_land_after_its_restart(server, monkeypa
     assert r.lrange(KEY, 0, -1) == [b"before"] + [f"during-{n}".encode() for n in range(20)]
 
 
+def test_a_write_that_fails_for_another_reason_holds_none_behind_it(server):
+    r = _client(server)
+    pub = Publisher(r, "test-driver", background=True)
+
+    def broken() -> None:
+        raise ValueError("a bug, not Redis")
+
+    pub.write("broken", broken)
+    pub.write("next", lambda: r.rpush(KEY, "next"))
+    assert pub.drain(10)
+    assert r.lrange(KEY, 0, -1) == [b"next"]
+
+
 def test_without_background_a_write_is_made_at_once(server):
     r = _client(server)
     pub = Publisher(r, "test-engine")
