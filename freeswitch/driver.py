@@ -86,6 +86,7 @@ class NodeDriver:
         self._down_since: float | None = None
         self._beat_at = 0.0
         self._beat_plans = 0
+        self._acting = False   # a live-call action is running: post() waits (see there)
 
     # --------------------------------------------------------------- runner API
     def variables(self, plan: Plan, role: str) -> dict[str, str]:
@@ -104,13 +105,18 @@ class NodeDriver:
         calls/s (prompts then started after the carrier had hung up). Order is kept:
         each command gets a greenlet, gevent starts them in the order spawned, and each
         writes its command before it first yields (greenswitch pairs replies by order).
+        While a live-call action runs it waits, so that its caller's success means the
+        node took every command (and a refused transfer target is known at once).
         """
         def deliver() -> bool:
             ok = self._deliver(line, job_uuid)
             if not ok and refused is not None:
                 refused()
             return ok
-        return gevent.spawn(deliver)
+        sent = gevent.spawn(deliver)
+        if self._acting:
+            sent.join()
+        return sent
 
     def send(self, line: str, job_uuid: str | None = None) -> bool:
         """Send one command and wait for its reply, after every command posted before
@@ -340,11 +346,14 @@ class NodeDriver:
             self._reply(request_id, ok=False, error="not_found")
             return
         runner, leg = found
+        self._acting = True
         try:
             runner.act(leg, action)
         except ActionError as exc:
             self._reply(request_id, ok=False, error=str(exc))
             return
+        finally:
+            self._acting = False
         log.info("action done", extra={"channel": channel, "action": action.kind})
         # What the action changed (a leg held, a recording) is in Redis before its caller
         # hears it is done.

@@ -65,25 +65,6 @@ class FsPlanRunner(PlanRunner):
 
     def __init__(self, plan: Plan, driver: "NodeDriver") -> None:
         super().__init__(plan, plan.max_legs, driver)   # type: ignore[arg-type]
-        self._acting = False
-
-    def _issue(self, line: str) -> None:
-        """A command of a verb: posted (the driver loop does not wait for the node), but
-        sent and answered before a live-call action replies, so that its caller's
-        success means the node took it."""
-        if self._acting:
-            self.ctx.send(line)
-        else:
-            self.ctx.post(line)
-
-    def act(self, leg: FsLeg, action: Any) -> None:  # type: ignore[override]
-        """A live-call action (see :meth:`_place` and :meth:`_issue` for why it is
-        told apart)."""
-        self._acting = True
-        try:
-            super().act(leg, action)
-        finally:
-            self._acting = False
 
     def start_tail(self) -> None:
         """Follow an adopted, established call to its end (see NodeDriver)."""
@@ -184,8 +165,8 @@ class FsPlanRunner(PlanRunner):
             for attempt in range(1, PLAYBACK_TRIES + 1):
                 # Over HTTP a secret gets a fresh single-use URL each round (and each
                 # try): the node keeps no copy to replay it from (commands.broadcast_playback).
-                self._issue(commands.broadcast_playback(leg.uuid, self._media(verb.audio),
-                                                        secret))
+                self.ctx.post(commands.broadcast_playback(leg.uuid, self._media(verb.audio),
+                                                          secret))
                 began = yield Wait(lambda: leg.playbacks_started > started
                                    or leg.playbacks > seen or leg.ended,
                                    time.monotonic() + PLAYBACK_START_WAIT)
@@ -239,14 +220,10 @@ class FsPlanRunner(PlanRunner):
         self._snapshot()
         log.info("dialing", extra={"plan_id": self.plan.plan_id, "leg": role,
                                     "channel": leg.channel})
-        if self._acting:
-            # A live-call action answers its caller at once when its target cannot be
-            # dialed (LegActions._transfer_action), so it waits for the node's reply.
-            if not self.ctx.send(line, job_uuid=leg.job):
-                self._leg_ended(leg, None, cause="DESTINATION_OUT_OF_ORDER", heard=False)
-        else:
-            self.ctx.post(line, job_uuid=leg.job, refused=lambda: self._leg_ended(
-                leg, None, cause="DESTINATION_OUT_OF_ORDER", heard=False))
+        # (During a live-call action the driver waits for the reply, so a transfer
+        # target the node refuses has ended before LegActions._transfer_action looks.)
+        self.ctx.post(line, job_uuid=leg.job, refused=lambda: self._leg_ended(
+            leg, None, cause="DESTINATION_OUT_OF_ORDER", heard=False))
         return leg
 
     def _hangup(self, leg: FsLeg, again: bool = False) -> None:  # type: ignore[override]
@@ -265,14 +242,14 @@ class FsPlanRunner(PlanRunner):
     def _kill(self, leg: FsLeg) -> None:
         leg.kill_deferred = False
         cause = "NO_ANSWER" if leg.ring_timed_out and not leg.answered else "NORMAL_CLEARING"
-        self._issue(commands.kill(leg.uuid, cause))
+        self.ctx.post(commands.kill(leg.uuid, cause))
 
     def _bridge(self, a: FsLeg, b: FsLeg) -> None:  # type: ignore[override]
         """uuid_bridge two answered legs (each parks again when the bridge breaks); until
         it has formed, a hangup of either waits for it (BRIDGE_FORM_WAIT)."""
         a.peer, b.peer = b, a
         a.bridging_until = b.bridging_until = time.monotonic() + BRIDGE_FORM_WAIT
-        self._issue(commands.bridge(a.uuid, b.uuid))
+        self.ctx.post(commands.bridge(a.uuid, b.uuid))
         for leg in (a, b):
             self.ctx.reporter.leg_state(leg.channel, "bridged")
 
@@ -283,7 +260,7 @@ class FsPlanRunner(PlanRunner):
         if b.peer is a:
             b.peer = None
         if a.live:
-            self._issue(commands.park(a.uuid))
+            self.ctx.post(commands.park(a.uuid))
 
     def _start_recording(self, key: str, left: FsLeg | None,  # type: ignore[override]
                          right: FsLeg | None) -> None:
@@ -294,6 +271,6 @@ class FsPlanRunner(PlanRunner):
             leg, flags = right, ("RECORD_STEREO", "RECORD_STEREO_SWAP")
         else:
             leg, flags = (left or right), ("RECORD_READ_ONLY",)
-        self.ctx.send(commands.record_start(leg.uuid, target, flags))
+        self.ctx.post(commands.record_start(leg.uuid, target, flags))
         self.recordings.append(RecordingFiles(key, [path]))
         log.info("recording", extra={"plan_id": self.plan.plan_id, "flags": ",".join(flags)})

@@ -12,6 +12,7 @@ reached the "switch", and :meth:`EslDouble.replay` sends captured byte streams v
 from __future__ import annotations
 
 import json
+import queue
 import re
 import socket
 import threading
@@ -118,7 +119,8 @@ class EslDouble:
         #: seconds the node takes to answer each bgapi command (a busy node: it reads
         #: and answers a connection's commands one at a time)
         self.reply_delay = 0.0
-        self.arrivals: list[tuple[float, str]] = []   # (monotonic time read, command block)
+        #: ("read", block) as each command arrives, ("replied", block) as a bgapi is answered
+        self.log: list[tuple[str, str]] = []
         #: replays a captured stream instead of the model (tests.freeswitch.replay)
         self.replayer: Any = None
         self._lock = threading.RLock()
@@ -174,7 +176,12 @@ class EslDouble:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: _Conn) -> None:
+        """Read commands as they arrive (their arrival is logged then) and hand them to
+        a thread that answers them one at a time, as a node does, slowly when asked."""
         conn.send(_frame({"Content-Type": "auth/request"}))
+        blocks: queue.Queue[str | None] = queue.Queue()
+        answerer = threading.Thread(target=self._answer, args=(conn, blocks), daemon=True)
+        answerer.start()
         buf = b""
         while True:
             try:
@@ -186,21 +193,28 @@ class EslDouble:
             with self._lock:
                 conn.raw += data
             buf += data
-            blocks = []
             while b"\n\n" in buf:
                 block, buf = buf.split(b"\n\n", 1)
-                blocks.append(block.decode("utf-8", errors="replace"))
-            arrived = time.monotonic()
-            with self._lock:
-                self.arrivals.extend((arrived, block) for block in blocks)
-            for block in blocks:
-                if not self._handle(conn, block):
-                    conn.sock.close()
-                    break
+                text = block.decode("utf-8", errors="replace")
+                with self._lock:
+                    self.log.append(("read", text))
+                blocks.put(text)
+        blocks.put(None)
+        answerer.join(5)
         with self._lock:
             if conn in self.conns:
                 self.conns.remove(conn)
                 self.received.append(bytes(conn.raw))
+
+    def _answer(self, conn: _Conn, blocks: "queue.Queue[str | None]") -> None:
+        while (block := blocks.get()) is not None:
+            if not self._handle(conn, block):
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)   # ends the reader's recv
+                except OSError:
+                    pass
+                conn.sock.close()
+                return
 
     def _reply(self, conn: _Conn, text: str, **extra: str) -> None:
         conn.send(_frame({"Content-Type": "command/reply", "Reply-Text": text, **extra}))
@@ -226,6 +240,8 @@ class EslDouble:
             job = headers.get("Job-UUID", "00000000-0000-4000-8000-000000000000")
             if self.reply_delay:
                 time.sleep(self.reply_delay)
+            with self._lock:
+                self.log.append(("replied", block))
             self._reply(conn, f"+OK Job-UUID: {job}", **{"Job-UUID": job})
             threading.Thread(target=self._bgapi, args=(first[6:], job), daemon=True).start()
         elif first.startswith("api "):
