@@ -6,6 +6,7 @@ and time.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import platform as py_platform
@@ -22,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
+
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -350,8 +353,6 @@ class KeptAliveSession:
     else is retried. ``retries`` counts them, for the report."""
 
     def __init__(self, pool: int = 32) -> None:
-        import requests
-
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool)
         self.session.mount("http://", adapter)
@@ -359,8 +360,6 @@ class KeptAliveSession:
 
     def post(self, url: str, **kwargs):
         """POST ``url``; once more if the connection was closed before any answer."""
-        import requests
-
         try:
             return self.session.post(url, **kwargs)
         except requests.ConnectionError as err:
@@ -373,8 +372,6 @@ class KeptAliveSession:
 
 
 def _closed_unanswered(err: BaseException) -> bool:
-    import http.client
-
     seen: set[int] = set()
     stack: list[BaseException | None] = [err]
     while stack:

@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import machine_notes, percentile, print_table  # noqa: E402
+from cpaas.procs import lower_priority  # noqa: E402
 
 MODES = ("none", "nice19+autogroup19", "sched_idle+autogroup19")
 SLEEP_S = 0.001
@@ -39,14 +40,10 @@ WORK_S = 0.0002
 
 
 def _hog(mode: str) -> None:
-    """A busy loop at the background priority ``mode`` names (never returns)."""
+    """A busy loop at the background priority ``mode`` names (never returns): the
+    transcriber's own (``cpaas.procs.lower_priority``, as its session's leader)."""
     os.setsid()
-    os.nice(19)
-    try:
-        with open("/proc/self/autogroup", "w") as group:
-            group.write("19")
-    except OSError:
-        pass
+    lower_priority()
     if mode.startswith("sched_idle"):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     count = 0
