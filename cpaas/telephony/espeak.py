@@ -6,8 +6,9 @@ process and then synthesises the same announcement in ~7 ms. The audio is the
 program's: the library is called as the program calls it (its synthesis flags less
 phoneme input, the amplitude as ``-a`` sets it, the voice as ``-v`` selects it), so for
 text without ``[[`` or ``]]`` a process's first announcement equals the program's
-sample for sample. Later ones differ from it by espeak's random pitch flutter, which
-runs on from call to call: the same words, within about 1 % of the length
+sample for sample. Later ones differ from it by what the library carries from one
+synthesis to the next (its pitch flutter runs on; the closing pause varies by ~40 ms with
+the text spoken before): the same words, the speech within about 1 % of its length
 (``tests/unit/test_espeak.py`` checks both).
 
 The library keeps one global synthesiser, so calls are serialised by a lock. Text
