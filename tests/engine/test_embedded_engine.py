@@ -235,7 +235,9 @@ def test_hangup_action_ends_plan(engine: EmbeddedEngine, events: EventLog,
     plan = Plan(new_id(), ACCOUNT, "callback", [Dial("customer", CUSTOMER, CALLER, 10)])
     engine.originate(plan)
     answered = events.wait(plan.plan_id, "leg.answered")
-    assert live_leg(engine_redis, answered.channel)["state"] == "answered"
+    # The live state is written just after the event.
+    wait_until(lambda: live_leg(engine_redis, answered.channel)["state"] == "answered", 10,
+               "answered state")
 
     engine.act(answered.channel, LegAction("hangup"))
 
