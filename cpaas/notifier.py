@@ -56,11 +56,15 @@ def platform_notifier() -> Notifier:
     """The notifier of the ``events`` process, with the platform's subscribers."""
     from cpaas import config
     from cpaas.callbacks import scheduler
+    from cpaas.campaigns import attempts
     from cpaas.redis_conn import get_redis
     from cpaas.transcription.queueing import TranscriptionQueuer
 
     notifier = Notifier()
     notifier.subscribe_call_settled(scheduler.on_call_settled)
+    # Without it every attempt waited for the dialer's reconcile (up to 5 s, 200 a pass)
+    # to be settled "from its CDR", and its contact's retry with it.
+    notifier.subscribe_call_settled(attempts.on_call_settled)
     notifier.subscribe_call_settled(
         TranscriptionQueuer(get_redis(config.load().effective_redis_url)))
     return notifier

@@ -27,6 +27,7 @@ from cpaas.cdr import consumer
 from cpaas.db import database
 from cpaas.lease import Lease
 from cpaas.models import CampaignAttempt, CampaignContact, CallRequest, Cdr
+from cpaas.notifier import platform_notifier
 from cpaas.platform import CAMPAIGN_QUEUE
 from cpaas.telephony import events
 from cpaas.telephony.events import EVENT_STREAM, EngineEvent, LegOutcome, PlanEnded
@@ -683,6 +684,26 @@ def test_reconcile_requeues_a_lost_job_and_settles_a_lost_notice(api, settings, 
     assert sorted(dialer.jobs()) == sorted([unsettled, lost])
     assert dialer.number_of(lost) == "919800000001"
     assert [c.request_id for c in cdrs(cid)] == [unsettled]
+
+
+def test_the_events_consumer_settles_an_attempt_when_its_cdr_commits(api, settings, r, lease):
+    # As the events process runs: the CDR's commit tells the notifier, whose campaign
+    # subscriber settles the attempt then, not the dialer's reconcile seconds later.
+    cid = campaign(api, "notified", ["919800000001"], max_retries="1", retry_time="60",
+                   **JUNE_10)
+    dialer = Dialer(settings, r, utc("2030-06-10 08:00"))
+    [job] = dialer.queued_after_turns(1)
+    assert dialer.admit(job)
+    events.publish(r, PlanEnded(plan_id=job, account_id=account_of(job), cause="normal",
+                                legs={"contact": LegOutcome(
+                                    role="contact", number="", channel="sip",
+                                    started_at=dialer.at.timestamp(), sip_code=486,
+                                    dial_status="BUSY")}))
+    r.xgroup_create(EVENT_STREAM, consumer.GROUP, id="0", mkstream=True)
+    consumer.Consumer(r, 600, on_settled=platform_notifier().on_settled).round()
+    assert [c.request_id for c in cdrs(cid)] == [job]
+    assert attempt_of(cid, "919800000001").status == "done"
+    assert rows(cid)["919800000001"].state == "retry_wait"   # BUSY, one retry left
 
 
 # ---------------------------------------------------------------------- dialer_down
