@@ -24,7 +24,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import (CpuMeter, machine_notes, paced, percentile, print_table,  # noqa: E402
+from bench._common import (LOAD_ENV, CpuMeter, machine_notes, paced, percentile, print_table,  # noqa: E402
                            rss_mb, workdir)
 from tests import launcher, servers  # noqa: E402
 from tests.sniff import InviteTimes  # noqa: E402
@@ -171,7 +171,7 @@ def load(args: argparse.Namespace) -> None:
     with workdir("cpaas-bench-calls", keep=args.keep) as folder, \
             servers.redis_server() as redis_url, servers.postgres_server() as db_url, \
             launcher.platform(folder / "data", redis_url, db_url, hold=5, engine_workers=args.engine_workers,
-                              rq_workers=args.rq_workers, web=True) as running:
+                              rq_workers=args.rq_workers, web=True, extra_env=LOAD_ENV) as running:
         _wait_engine_ready(redis_url, args.engine_workers)
         base = running.base_url
         template = _template(base)

@@ -38,7 +38,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import CpuMeter, KeptAliveSession, cpu_probe_ms, machine_notes, percentile, print_table, workdir  # noqa: E402
+from bench._common import (LOAD_ENV, CpuMeter, KeptAliveSession, cpu_probe_ms,  # noqa: E402
+                           machine_notes, percentile, print_table, workdir)
 from bench.calls import (CALLER_ID, _headers, _number, _processes, _report_resources,  # noqa: E402
                          _template, _wait_engine_ready)
 from bench.transcription import build_call  # noqa: E402
@@ -305,7 +306,7 @@ def main() -> None:
             servers.redis_server() as redis_url, servers.postgres_server() as db_url, \
             launcher.platform(folder / "data", redis_url, db_url, hold=5,
                               engine_workers=args.engine_workers, rq_workers=args.rq_workers,
-                              web=True) as running:
+                              web=True, extra_env=LOAD_ENV) as running:
         _wait_engine_ready(redis_url, args.engine_workers)
         settled = store_recordings(running, folder, args.recordings, args.seconds)
         template = _template(running.base_url)
