@@ -62,8 +62,8 @@ def platform_notifier() -> Notifier:
 
     notifier = Notifier()
     notifier.subscribe_call_settled(scheduler.on_call_settled)
-    # Without it every attempt waited for the dialer's reconcile (up to 5 s, 200 a pass)
-    # to be settled "from its CDR", and its contact's retry with it.
+    # An attempt is settled (its contact moved on, a retry scheduled) as its CDR commits;
+    # the dialer's reconcile only catches one whose settle died with this process.
     notifier.subscribe_call_settled(attempts.on_call_settled)
     notifier.subscribe_call_settled(
         TranscriptionQueuer(get_redis(config.load().effective_redis_url)))
