@@ -44,14 +44,30 @@ def _attach(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> No
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
+def open_filtered(program: list[tuple[int, int, int, int]]) -> socket.socket:
+    """A raw socket on ``lo`` that has seen no frame its filter would drop.
+
+    It is opened for protocol 0, which receives nothing, and only starts receiving when
+    bound to ``ETH_P_ALL`` after the filter is attached: a socket opened for ``ETH_P_ALL``
+    queues every frame on every interface in the moment before its filter is in place,
+    and CI's loopback is busy enough to fill that moment (one run read 12 stray frames).
+    """
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
+        _attach(sock, program)
+        sock.bind(("lo", ETH_P_ALL))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class LoopbackSniffer:
     """Calls ``handle(arrival_monotonic, payload)`` for each UDP datagram to ``port``."""
 
     def __init__(self, port: int, handle: Callable[[float, bytes], None]) -> None:
         self.port, self.handle = port, handle
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        _attach(self._sock, udp_port_filter(port))
-        self._sock.bind(("lo", 0))
+        self._sock = open_filtered(udp_port_filter(port))
         self._sock.settimeout(0.2)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
