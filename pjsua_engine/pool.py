@@ -78,6 +78,9 @@ class Pool:
             # Left over from a previous pool that was killed outright.
             self._reap(slot, "engine_restarted")
             self._spawn(slot)
+        # Before the first wait: a worker can announce itself ready inside 0.2 s, and
+        # /healthz counts only workers that this heartbeat names alive.
+        self._beat(time.monotonic())
         while not self._stop.wait(0.2):
             now = time.monotonic()
             for slot in self.workers:
