@@ -78,17 +78,21 @@ class Pool:
             # Left over from a previous pool that was killed outright.
             self._reap(slot, "engine_restarted")
             self._spawn(slot)
-        # Before the first wait: a worker can announce itself ready inside 0.2 s, and
-        # /healthz counts only workers that this heartbeat names alive.
+        # The heartbeat is written whenever the set of live workers changes, not only every
+        # POOL_BEAT: a worker can announce itself ready within 0.2 s of its start, and
+        # /healthz counts only the workers this heartbeat names alive.
         self._beat(time.monotonic())
         while not self._stop.wait(0.2):
             now = time.monotonic()
+            changed = False
             for slot in self.workers:
                 if slot.proc is not None and slot.proc.poll() is not None:
                     self._on_death(slot, now)
+                    changed = True
                 if slot.proc is None and now >= slot.next_start:
                     self._spawn(slot)
-            if now - self._beaten >= keys.POOL_BEAT:
+                    changed = True
+            if changed or now - self._beaten >= keys.POOL_BEAT:
                 self._beat(now)
         self._shutdown()
         return 0

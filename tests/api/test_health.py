@@ -98,3 +98,25 @@ def test_engine_workers_alive_then_pool_killed(app, settings, carrier_port, tmp_
     finally:
         stop_pool(pool)
         r.delete(keys.WORKERS)
+
+
+def test_a_killed_worker_reads_degraded_until_its_replacement_is_ready(app, settings,
+                                                                       carrier_port, tmp_path):
+    """One of two workers killed: degraded 1/2; the pool starts another, then ok 2/2."""
+    r = redis_lib.Redis.from_url(settings.redis_url)
+    pool = start_pool(settings.redis_url, Path(tmp_path), 2, free_udp_port(), free_udp_port())
+    application = health_app(settings, carrier_port, engine_workers=2)
+    try:
+        assert health(application)["engine"] == "ok"
+        wid, entry = sorted(r.hgetall(keys.WORKERS).items())[0]
+        os.kill(json.loads(entry)["pid"], signal.SIGKILL)
+        # Killed within QUICK_DEATH of its start, it is replaced only after a 1 s back-off,
+        # plus the new worker's own start: time enough to read the degraded state.
+        wait_for(lambda: health(application)["engine_workers"] == "1/2", 10, "one worker down")
+        assert health(application)["engine"] == "degraded"
+        wait_for(lambda: health(application)["engine"] == "ok", 30, "replacement ready")
+        assert health(application)["engine_workers"] == "2/2"
+        assert json.loads(r.hget(keys.WORKERS, wid))["pid"] != json.loads(entry)["pid"]
+    finally:
+        stop_pool(pool)
+        r.delete(keys.WORKERS)
