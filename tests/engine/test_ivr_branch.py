@@ -28,6 +28,7 @@ from cpaas.telephony.outcomes import declined
 from cpaas.telephony.plans import Dial, Gather, Play, Plan
 from pjsua_engine import keys
 from pjsua_engine.client import EmbeddedClient as EmbeddedEngine
+from tests.e2e.numbers import number
 from tests.engine.rig import EventLog, PoolInfo, wait_until
 from tests.engine.test_embedded_engine import live_leg, new_id
 from tests.servers import free_media_port
@@ -38,11 +39,6 @@ CALLER = "15551230000"
 DTMF_DELAY = 0.5
 #: An answered carrier call lasts this long unless the platform hangs up first.
 HOLD = 20
-
-
-def number(suffix: str) -> str:
-    """A 12-digit number not used before in this run, ending in ``suffix``."""
-    return "91" + "".join(secrets.choice("0123456789") for _ in range(10 - len(suffix))) + suffix
 
 
 @pytest.fixture(scope="module")
